@@ -1,0 +1,1 @@
+"""Inference engine: ONNX export, TensorRT engine build/cache and the inference backends."""

@@ -1,0 +1,1 @@
+"""Network definition, self-describing checkpoints and the shipped default model."""

@@ -1,0 +1,149 @@
+"""Self-describing checkpoints.
+
+A checkpoint carries everything needed to rebuild and run the model: the architecture
+config, the input size, the normalisation, the decision threshold, a summary of the training
+data and the validation metrics. Loaders rebuild the network from it; no flag has to match
+training. Files are plain ``torch.save`` dictionaries of tensors, strings and numbers, read
+back with ``torch.load(..., weights_only=True)`` and written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.atomic_io import atomic_write_with
+from models.frame_model import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, FrameSegmenter
+from models.unet import UNet, UNetConfig
+
+CHECKPOINT_FORMAT = "surgical-seg-checkpoint"
+CHECKPOINT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not a checkpoint of this project."""
+
+
+@dataclass
+class ModelMeta:
+    """Everything a loader needs besides the weights."""
+
+    config: UNetConfig
+    input_height: int = 256
+    input_width: int = 320
+    mean_rgb: tuple[float, float, float] = IMAGENET_MEAN_RGB
+    std_rgb: tuple[float, float, float] = IMAGENET_STD_RGB
+    threshold: float = 0.5
+    input_format: str = "uint8 NHWC BGR, resized to input_height x input_width"
+    output_format: str = "float logits N x 1 x H x W; sigmoid(logits) >= threshold is instrument"
+    data: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.input_height < 1 or self.input_width < 1:
+            raise ValueError(f"input size must be positive, got {self.input_height}x{self.input_width}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        self.mean_rgb = tuple(float(v) for v in self.mean_rgb)  # type: ignore[assignment]
+        self.std_rgb = tuple(float(v) for v in self.std_rgb)  # type: ignore[assignment]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(height, width)`` the network expects."""
+        return self.input_height, self.input_width
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        values = asdict(self)
+        values["config"] = self.config.to_dict()
+        values["mean_rgb"] = list(self.mean_rgb)
+        values["std_rgb"] = list(self.std_rgb)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelMeta:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(values)
+        values["config"] = UNetConfig.from_dict(values["config"])
+        values["mean_rgb"] = tuple(values["mean_rgb"])
+        values["std_rgb"] = tuple(values["std_rgb"])
+        return cls(**values)
+
+
+def build_segmenter(meta: ModelMeta) -> FrameSegmenter:
+    """A freshly initialised :class:`FrameSegmenter` for ``meta``."""
+    return FrameSegmenter(UNet(meta.config), meta.mean_rgb, meta.std_rgb)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 (hex, first 16 chars) of the model's parameters and buffers, in key order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: FrameSegmenter,
+    meta: ModelMeta,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Atomically write ``model`` and ``meta`` (plus optional training state in ``extra``).
+
+    ``extra`` may hold optimizer/scheduler state dicts and counters for ``--resume``;
+    it must contain only tensors, numbers, strings, lists and dicts.
+    """
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "meta_json": json.dumps(meta.to_dict()),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if extra:
+        payload["extra"] = extra
+    return atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load the raw checkpoint dictionary safely (``weights_only=True``) and validate its header."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt/foreign files
+        raise CheckpointError(f"checkpoint {path} could not be read: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a {CHECKPOINT_FORMAT} file (expected a dict with format={CHECKPOINT_FORMAT!r})"
+        )
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has version {payload.get('version')}, this code reads version {CHECKPOINT_VERSION}"
+        )
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike[str] = DEFAULT_CHECKPOINT) -> tuple[FrameSegmenter, ModelMeta]:
+    """Rebuild the model described by the checkpoint at ``path``; returned in eval mode on the CPU."""
+    payload = read_checkpoint(path)
+    try:
+        meta = ModelMeta.from_dict(json.loads(payload["meta_json"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} has invalid metadata: {error}") from error
+    model = build_segmenter(meta)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint {path}: weights do not match its config {meta.config}: {error}") from error
+    return model.eval(), meta

@@ -1,0 +1,57 @@
+"""The frame contract: raw ``uint8`` BGR frames in, instrument logits out.
+
+:class:`FrameSegmenter` wraps a :class:`~models.unet.UNet` with the layout change and the
+normalisation, so that training, ONNX export and every inference backend feed the network
+exactly the same way:
+
+* input: ``uint8`` tensor ``N×H×W×3``, BGR channel order (what OpenCV decodes), values 0–255,
+  already resized to the model's input size;
+* output: ``float`` logits ``N×1×H×W``; ``sigmoid(logits) >= threshold`` is "instrument".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from models.unet import UNet
+
+# ImageNet statistics in RGB order, 0..1 units: a neutral default normalisation.
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+
+
+class FrameSegmenter(nn.Module):
+    """UNet preceded by uint8 BGR NHWC → normalised float RGB NCHW conversion."""
+
+    def __init__(
+        self,
+        unet: UNet,
+        mean_rgb: Sequence[float] = IMAGENET_MEAN_RGB,
+        std_rgb: Sequence[float] = IMAGENET_STD_RGB,
+    ) -> None:
+        super().__init__()
+        if len(mean_rgb) != 3 or len(std_rgb) != 3:
+            raise ValueError(f"mean and std need 3 values (RGB), got {list(mean_rgb)} and {list(std_rgb)}")
+        if min(std_rgb) <= 0:
+            raise ValueError(f"std values must be positive, got {list(std_rgb)}")
+        self.unet = unet
+        # Folded into one multiply-add on BGR 0..255 input: (x/255 - mean)/std = x*scale + shift.
+        mean_bgr = torch.tensor(list(mean_rgb)[::-1], dtype=torch.float32)
+        std_bgr = torch.tensor(list(std_rgb)[::-1], dtype=torch.float32)
+        self.register_buffer("scale", (1.0 / (255.0 * std_bgr)).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", (-mean_bgr / std_bgr).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """``uint8`` BGR ``N×H×W×3`` → normalised RGB ``N×3×H×W`` in the scale buffer's dtype."""
+        if frames.dim() != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"FrameSegmenter expects frames of shape N×H×W×3 (BGR), got {tuple(frames.shape)}")
+        x = frames.permute(0, 3, 1, 2).to(self.scale.dtype)
+        x = x * self.scale + self.shift
+        return x.flip(1)  # BGR -> RGB
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Return logits ``N×1×H×W`` for ``uint8`` BGR frames ``N×H×W×3``."""
+        return self.unet(self.normalise(frames))
