@@ -35,6 +35,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
+import torch.utils.data
+
+from training.augment import AugmentConfig, augment
 
 LAYOUTS = ("auto", "dvrk", "folders", "endovis17")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -412,3 +416,32 @@ def build_cache(
         for _ in results:
             pass
     return FrameCache(images, masks, [p.name for p in pairs], [p.video for p in pairs])
+
+
+class CachedFrameDataset(torch.utils.data.Dataset):
+    """Torch dataset over a :class:`FrameCache`: ``(image uint8 H×W×3 BGR, mask uint8 H×W 0/1)`` tensors.
+
+    With ``augment_config`` set, each item is augmented with a generator seeded by
+    ``(seed, epoch, index)``: reproducible whatever the number of loader workers. Call
+    :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, cache: FrameCache, augment_config: AugmentConfig | None = None, seed: int = 0) -> None:
+        self.cache = cache
+        self.augment_config = augment_config
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream of ``epoch``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.cache.images[index], self.cache.masks[index]
+        if self.augment_config is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            image, mask = augment(image, mask, rng, self.augment_config)
+        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(mask))

@@ -53,16 +53,32 @@ class InferenceBackend(ABC):
     def check_batch(self, frames: np.ndarray) -> None:
         """Raise ``ValueError`` unless ``frames`` is a ``uint8`` ``N×H×W×3`` batch at the input size."""
         height, width = self.input_size
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (height, width, 3):
-            raise ValueError(
-                f"{self.name}: expected uint8 frames of shape N×{height}×{width}×3 (BGR), "
-                f"got {frames.dtype} {frames.shape}"
-            )
+        if (
+            not isinstance(frames, np.ndarray)
+            or frames.dtype != np.uint8
+            or frames.ndim != 4
+            or frames.shape[1:] != (height, width, 3)
+            or frames.shape[0] < 1
+        ):
+            got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+            raise ValueError(f"{self.name}: expected uint8 frames of shape N×{height}×{width}×3 (BGR), got {got}")
+
+    def check_frame(self, frame: np.ndarray) -> None:
+        """Raise ``ValueError`` unless ``frame`` is one non-empty ``uint8`` ``H×W×3`` BGR image."""
+        if (
+            not isinstance(frame, np.ndarray)
+            or frame.dtype != np.uint8
+            or frame.ndim != 3
+            or frame.shape[2] != 3
+            or frame.shape[0] < 1
+            or frame.shape[1] < 1
+        ):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ValueError(f"{self.name}: expected a uint8 H×W×3 BGR frame, got {got}")
 
     def resize_frame(self, frame: np.ndarray) -> np.ndarray:
         """Resize a BGR frame to the input size (area interpolation when shrinking)."""
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"{self.name}: expected a uint8 H×W×3 BGR frame, got {frame.dtype} {frame.shape}")
+        self.check_frame(frame)
         height, width = self.input_size
         if frame.shape[:2] == (height, width):
             return frame

@@ -1,0 +1,247 @@
+"""``python -m app``: segment instruments live, on a window or into files.
+
+With no arguments: the demo video (generated once and cached) through the shipped model on the best
+backend; a window when a display is available, else ``out/overlay.mp4`` and the figures printed.
+
+Exit codes: 0 finished (end of stream, q/Esc, Ctrl-C or SIGTERM: outputs finalised), 1 a pipeline stage
+failed, 2 bad input found before start (missing file, unopenable camera, bad URL, unwritable path, bad model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from app.display import KEYS_HELP, Display, display_available
+from app.errors import SetupError
+from app.outputs import MaskWriter, VideoOutput, check_output_file
+from app.overlay import OverlayStyle, parse_color
+from app.pipeline import Pipeline, PipelineConfig
+from app.sources import CaptureOptions, FrameSource, open_source
+from app.stats import StatsRecorder
+from engine.backends import BACKEND_NAMES, BackendUnavailable, InferenceBackend, create_backend
+from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
+
+LOG = logging.getLogger("app")
+DEFAULT_OUTPUT = Path("out/overlay.mp4")
+
+
+def _fraction(low: float, high: float, high_open: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"{text}: expected a number in [{low}, {high}{')' if high_open else ']'}")
+        return value
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a positive integer")
+    return value
+
+
+def _color(text: str) -> tuple[int, int, int]:
+    try:
+        return parse_color(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fourcc(text: str) -> str:
+    if len(text) != 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a 4-character code such as MJPG or YUYV")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="Real-time surgical instrument segmentation overlay.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            f"keys (window): {KEYS_HELP}\n\n"
+            "sources: camera index (0), /dev/videoN, video file, image folder (numeric order),\n"
+            "rtsp:// http(s):// rtmp:// udp:// URL, or a GStreamer pipeline (needs OpenCV with GStreamer).\n"
+            "Files are lossless and ordered unless --realtime (the default with a window).\n\n"
+            "exit codes: 0 done or stopped (q, Ctrl-C, SIGTERM), 1 a stage failed, 2 bad input."
+        ),
+    )
+    src = parser.add_argument_group("input")
+    src.add_argument("--source", help="what to segment (default: the cached demo video, generated on first run)")
+    src.add_argument("--width", type=_positive_int, help="camera frame width")
+    src.add_argument("--height", type=_positive_int, help="camera frame height")
+    src.add_argument("--fps", type=float, help="camera fps (and the fps of an image folder; default 25)")
+    src.add_argument("--fourcc", type=_fourcc, help="camera pixel format, e.g. MJPG")
+    src.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pace a file at its fps and drop stale frames like a live feed (default: on with a window)",
+    )
+    src.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    src.add_argument(
+        "--reconnect-attempts", type=int, default=0, help="live sources: attempts per outage (0 = forever)"
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model checkpoint (.pt)")
+    model.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="inference backend (default: auto)")
+    look = parser.add_argument_group("overlay")
+    look.add_argument("--color", type=_color, default=(0, 255, 0), help="mask colour: name, #RRGGBB or R,G,B")
+    look.add_argument("--alpha", type=_fraction(0.0, 1.0), default=0.45, help="mask opacity 0..1 (default 0.45)")
+    look.add_argument("--no-contours", action="store_true", help="start without the contour outline")
+    look.add_argument(
+        "--smooth", type=_fraction(0.0, 1.0, high_open=True), default=0.0, help="temporal smoothing 0..1 (0 = off)"
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--window", choices=("auto", "on", "off"), default="auto", help="show a window (auto: when a display exists)"
+    )
+    out.add_argument("--output", type=Path, help=f"overlay video (.mp4/.avi); default {DEFAULT_OUTPUT} without window")
+    out.add_argument("--save-masks", type=Path, metavar="DIR", help="one 0/255 PNG per frame, named by frame index")
+    out.add_argument("--stats", type=Path, metavar="FILE.json", help="per-frame timestamps and summary as JSON")
+    out.add_argument("--burn-hud", action="store_true", help="draw the HUD into the output video too")
+    out.add_argument("--screenshot-dir", type=Path, default=Path("out/screenshots"), help="where 's' saves PNGs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def load_backend(checkpoint: Path, backend: str) -> InferenceBackend:
+    """``create_backend`` with its failures turned into one-line :class:`SetupError` messages."""
+    if not checkpoint.is_file():
+        hint = " (the shipped model is not trained yet; pass --checkpoint)" if checkpoint == DEFAULT_CHECKPOINT else ""
+        raise SetupError(f"--checkpoint {checkpoint}: no such file (expected a model checkpoint .pt){hint}")
+    try:
+        return create_backend(checkpoint, backend)
+    except (CheckpointError, BackendUnavailable, ValueError) as error:
+        raise SetupError(f"--checkpoint {checkpoint} --backend {backend}: {error}") from error
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The figures printed at the end of a run."""
+    latency = summary["latency_ms"]
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}"
+
+    fps = summary["throughput_fps"]
+    lines = [
+        f"backend     {summary['backend']}",
+        f"source      {summary['source']} ({summary['frame_size'][0]}x{summary['frame_size'][1]}, {summary['mode']})",
+        f"frames      {summary['frames']} rendered, {summary['captured']} captured, "
+        f"{summary['dropped']} dropped, {summary['corrupt']} corrupt",
+        f"throughput  {'n/a' if fps is None else f'{fps:.1f}'} frames/s",
+        f"latency     p50 {ms(latency['p50'])} ms  p95 {ms(latency['p95'])} ms  p99 {ms(latency['p99'])} ms",
+        f"stopped     {summary['stop_reason']}",
+    ]
+    return "\n".join(lines)
+
+
+def _install_signal_handlers(pipeline: Pipeline) -> dict[int, Any]:
+    def on_signal(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if pipeline.stopping:
+            pipeline.abort(name)  # second signal: do not wait for the queues to drain
+        else:
+            print(f"\n{name}: stopping, finalising outputs ...", file=sys.stderr, flush=True)
+            pipeline.request_stop(name)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, on_signal)
+    return previous
+
+
+def run(args: argparse.Namespace) -> int:
+    """Set everything up (raising :class:`SetupError` before any thread starts), then run the pipeline."""
+    show = args.window == "on" or (args.window == "auto" and display_available())
+    if args.window == "on" and not show:
+        raise SetupError("--window on: no display (DISPLAY/WAYLAND_DISPLAY unset or no window could be opened)")
+    output = args.output if args.output is not None or show else DEFAULT_OUTPUT
+    for path, option in ((output, "--output"), (args.stats, "--stats")):
+        if path is not None:
+            check_output_file(path, option)
+    with ExitStack() as stack:
+        backend = load_backend(args.checkpoint, args.backend)
+        stack.callback(backend.close)
+        if args.source is None:
+            from app.demo import demo_video
+
+            args.source = str(demo_video())
+        options = CaptureOptions(width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc)
+        source: FrameSource = open_source(args.source, options)
+        stack.callback(source.close)
+        video = VideoOutput(output, source.fps, source.frame_size) if output is not None else None
+        if video is not None:
+            stack.callback(video.close)
+        masks = MaskWriter(args.save_masks) if args.save_masks is not None else None
+        realtime = args.realtime if args.realtime is not None else show
+        config = PipelineConfig(
+            realtime=bool(realtime) and not source.live,
+            smooth=args.smooth,
+            style=OverlayStyle(color=args.color, alpha=args.alpha, contours=not args.no_contours),
+            max_frames=args.max_frames,
+            show=show,
+            burn_hud=args.burn_hud,
+            reconnect_attempts=args.reconnect_attempts,
+        )
+        stats = StatsRecorder(keep_frames=args.stats is not None)
+        pipeline = Pipeline(source, backend, config, video=video, masks=masks, stats=stats)
+        print(f"{source.description} → {backend.describe()}" + (f" → {output}" if output else ""), flush=True)
+        display = Display(pipeline, args.screenshot_dir) if show else None
+        previous = _install_signal_handlers(pipeline)
+        try:
+            pipeline.start()
+            if display is not None:
+                display.loop()
+            while not pipeline.wait(0.2):
+                pass
+        finally:
+            pipeline.join()
+            if display is not None:
+                display.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        summary = pipeline.summary()
+        if args.stats is not None:
+            stats.write_json(args.stats, summary)
+        print(format_summary(summary), flush=True)
+        if video is not None:
+            print(f"output      {video.path} ({video.frames_written} frames)", flush=True)
+        if masks is not None:
+            print(f"masks       {masks.directory} ({masks.count} PNGs)", flush=True)
+        if pipeline.error is not None:
+            print(f"error: {pipeline.error}", file=sys.stderr, flush=True)
+            return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    # OpenCV's own warnings (e.g. probing a missing camera) are noise next to our one-line errors.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING if args.verbose else cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return run(args)
+    except SetupError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted during start-up", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

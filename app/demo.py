@@ -1,0 +1,64 @@
+"""The default demo video: generated once by :func:`training.synthetic.write_demo_video` and cached.
+
+Cache directory: ``$SURGSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/surgical-seg``, else ``~/.cache/surgical-seg``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from app.errors import SetupError
+
+LOG = logging.getLogger(__name__)
+
+DEMO_SEED = 0
+DEMO_FRAMES = 300
+DEMO_SIZE = (1280, 720)
+DEMO_FPS = 25.0
+
+
+def cache_dir() -> Path:
+    """The directory for generated demo/bench videos (not created here)."""
+    explicit = os.environ.get("SURGSEG_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "surgical-seg"
+
+
+def generated_video(
+    name: str, num_frames: int, width: int, height: int, fps: float = DEMO_FPS, seed: int = DEMO_SEED
+) -> Path:
+    """A cached generated video: the surgical-scene generator when present, else :mod:`app.synth`.
+
+    The file name records the generator and parameters, so a change regenerates instead of reusing.
+    """
+    try:
+        from training.synthetic import write_demo_video  # lazy: heavy, and owned by the training package
+    except ImportError as error:
+        LOG.warning("training.synthetic unavailable (%s); using the simple app.synth generator", error)
+        write_demo_video = None
+    generator = "scene" if write_demo_video is not None else "shapes"
+    path = cache_dir() / f"{name}-{generator}-s{seed}-{num_frames}f-{width}x{height}-{fps:g}fps.mp4"
+    if path.is_file() and path.stat().st_size > 0:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SetupError(f"cache directory {path.parent} cannot be created: {error} (set SURGSEG_CACHE_DIR)") from error
+    LOG.warning("generating %s (%d frames, %dx%d) once; cached for later runs", path, num_frames, width, height)
+    if write_demo_video is not None:
+        write_demo_video(path, seed=seed, num_frames=num_frames, width=width, height=height, fps=fps)
+    else:
+        from app.synth import write_test_video
+
+        write_test_video(path, num_frames=num_frames, width=width, height=height, fps=fps, seed=seed)
+    return path
+
+
+def demo_video() -> Path:
+    """The default demo video of ``python -m app`` (generated on first use)."""
+    return generated_video("demo", DEMO_FRAMES, *DEMO_SIZE)

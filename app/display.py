@@ -1,0 +1,124 @@
+"""The OpenCV window (main thread only) and its keys.
+
+Keys: space pause, o overlay on/off, m mask-only view, c contours on/off, s screenshot, q/Esc quit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.overlay import no_signal_image
+from app.pipeline import CLOSED, EMPTY, Pipeline
+
+LOG = logging.getLogger(__name__)
+
+WINDOW_TITLE = "surgical instrument segmentation"
+KEYS_HELP = "space pause, o overlay on/off, m mask-only view, c contours on/off, s screenshot, q/Esc quit"
+_PROBE = "import cv2; cv2.namedWindow('probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
+
+
+def display_available(timeout_s: float = 10.0) -> bool:
+    """Whether a window can be opened: ``DISPLAY``/``WAYLAND_DISPLAY`` is set and a probe window opens.
+
+    The probe runs in a subprocess, because Qt aborts the whole process when it cannot reach a display.
+    """
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+class Display:
+    """Shows the pipeline's rendered frames and applies key presses to its view state."""
+
+    def __init__(self, pipeline: Pipeline, screenshot_dir: Path, title: str = WINDOW_TITLE) -> None:
+        self.pipeline = pipeline
+        self.screenshot_dir = screenshot_dir
+        self.title = title
+        self.last: np.ndarray | None = None
+        self.screenshots: list[Path] = []
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        width, height = pipeline.source.frame_size
+        cv2.resizeWindow(title, min(width, 1280), min(height, 720) if width <= 1280 else int(height * 1280 / width))
+
+    def loop(self) -> None:
+        """Show frames until the pipeline finishes or the user quits (must run on the main thread)."""
+        pipeline = self.pipeline
+        shown_no_signal = False
+        while True:
+            item = pipeline.display.get(timeout=0.01)
+            if item is CLOSED:
+                break
+            if pipeline.no_signal is not None:
+                cv2.imshow(self.title, no_signal_image(pipeline.source.frame_size, pipeline.no_signal))
+                shown_no_signal = True
+            elif item is not EMPTY:
+                self.last = item
+                cv2.imshow(self.title, item)
+                shown_no_signal = False
+            elif shown_no_signal and self.last is not None:
+                cv2.imshow(self.title, self.last)
+                shown_no_signal = False
+            key = cv2.waitKey(1) & 0xFF
+            if key != 0xFF and self.handle_key(key):
+                pipeline.request_stop("quit key")
+            elif self._closed_by_user():
+                pipeline.request_stop("window closed")
+            if pipeline.stopping and pipeline.wait(0):
+                break
+
+    def handle_key(self, key: int) -> bool:
+        """Apply one key; ``True`` when it asks to quit."""
+        view = self.pipeline.view
+        char = chr(key).lower() if key < 128 else ""
+        if key == 27 or char == "q":
+            return True
+        if char == " ":
+            view.paused = not view.paused
+        elif char == "o":
+            view.overlay = not view.overlay
+        elif char == "m":
+            view.mask_only = not view.mask_only
+        elif char == "c":
+            view.contours = not view.contours
+        elif char == "s":
+            self.screenshot()
+        return False
+
+    def screenshot(self) -> Path | None:
+        """Save the frame on screen (with overlay and HUD) as a PNG; returns its path."""
+        if self.last is None:
+            return None
+        self.screenshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.screenshot_dir / f"screenshot-{time.strftime('%Y%m%d-%H%M%S')}-{len(self.screenshots):03d}.png"
+        if cv2.imwrite(str(path), self.last):
+            self.screenshots.append(path)
+            print(f"screenshot: {path}", flush=True)
+            return path
+        LOG.error("could not write screenshot %s", path)
+        return None
+
+    def _closed_by_user(self) -> bool:
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def close(self) -> None:
+        """Destroy the window."""
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass

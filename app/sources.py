@@ -1,0 +1,294 @@
+"""Capture sources: camera index, V4L2 device, video file, RTSP/HTTP URL, image folder, GStreamer pipeline.
+
+:func:`open_source` parses the ``--source`` text, opens the source and reads its first frame, so every
+problem (missing file, unopenable camera, bad URL scheme, OpenCV without GStreamer) is a
+:class:`~app.errors.SetupError` raised before any thread starts.
+
+A source's :meth:`FrameSource.read` returns the next good frame or ``None`` (end of a file, or a live
+source that stopped delivering). Frames that fail to decode, are empty or have the wrong shape are
+counted in :attr:`FrameSource.corrupt` and skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.errors import SetupError
+
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_FPS = 25.0
+#: Consecutive failed reads after which a file is considered ended (or a live source disconnected).
+MAX_CONSECUTIVE_FAILURES = 8
+#: Open/read time-outs for network streams, in milliseconds.
+STREAM_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """Camera/stream settings (``--width --height --fps --fourcc``); ``None`` keeps the device default."""
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    fourcc: str | None = None
+
+
+@lru_cache(maxsize=1)
+def opencv_has_gstreamer() -> bool:
+    """Whether this OpenCV build has the GStreamer video I/O backend."""
+    match = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
+    return bool(match and match.group(1).upper().startswith("YES"))
+
+
+def natural_key(path: Path) -> list[object]:
+    """Sort key putting ``frame2.png`` before ``frame10.png`` (numeric runs compared as numbers)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+class FrameSource(ABC):
+    """A stream of BGR ``uint8`` frames of one size."""
+
+    #: Human-readable description for logs, the HUD and the stats file.
+    description: str = "source"
+    #: Live sources (cameras, streams) drop stale frames and reconnect; files do neither.
+    live: bool = False
+
+    def __init__(self) -> None:
+        self.fps: float = DEFAULT_FPS
+        self.frame_size: tuple[int, int] = (0, 0)  # (width, height)
+        self.frame_count: int | None = None
+        self.corrupt = 0
+        #: Input index of the frame last returned by :meth:`read` (counts corrupt frames too).
+        self.index = -1
+        self._pending: np.ndarray | None = None
+
+    def prime(self) -> None:
+        """Read the first frame now (to learn the frame size); it is returned by the next :meth:`read`."""
+        frame = self._next_valid()
+        if frame is None:
+            raise SetupError(f"{self.description}: opened but delivered no readable frame")
+        self._pending = frame
+        self.frame_size = (frame.shape[1], frame.shape[0])
+
+    def read(self) -> np.ndarray | None:
+        """The next good frame, or ``None`` at the end of the stream / when a live source stops."""
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        return self._next_valid()
+
+    def _valid(self, frame: np.ndarray | None) -> bool:
+        if frame is None or not isinstance(frame, np.ndarray) or frame.size == 0:
+            return False
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            return False
+        return self.frame_size == (0, 0) or (frame.shape[1], frame.shape[0]) == self.frame_size
+
+    @abstractmethod
+    def _next_valid(self) -> np.ndarray | None:
+        """Read until a valid frame (counting invalid ones in :attr:`corrupt`) or the end."""
+
+    def reconnect(self) -> bool:
+        """Try to reopen a live source after it stopped; ``True`` when frames flow again."""
+        return False
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+
+class VideoCaptureSource(FrameSource):
+    """Anything ``cv2.VideoCapture`` opens: files, cameras, V4L2 devices, URLs, GStreamer pipelines."""
+
+    def __init__(
+        self,
+        target: str | int,
+        description: str,
+        live: bool,
+        api: int = cv2.CAP_ANY,
+        options: CaptureOptions | None = None,
+        params: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.description = description
+        self.live = live
+        self.api = api
+        self.options = options or CaptureOptions()
+        self.params = params
+        self.capture: cv2.VideoCapture | None = None
+        if not self._open():
+            raise SetupError(self._open_failure_message())
+        self._read_properties()
+        self.prime()
+
+    def _open_failure_message(self) -> str:
+        if isinstance(self.target, int) or str(self.target).startswith("/dev/"):
+            return f"cannot open {self.description}: no such camera or it is busy (expected a working camera)"
+        if self.live:
+            return f"cannot open {self.description}: no stream answered (expected a reachable stream)"
+        return f"cannot open {self.description}: OpenCV/FFmpeg could not decode it (expected a video file)"
+
+    def _open(self) -> bool:
+        capture = cv2.VideoCapture(self.target, self.api, list(self.params)) if self.params else cv2.VideoCapture(
+            self.target, self.api
+        )
+        if not capture.isOpened():
+            capture.release()
+            return False
+        self._configure(capture)
+        self.capture = capture
+        return True
+
+    def _configure(self, capture: cv2.VideoCapture) -> None:
+        if not self.live:
+            return
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        opts = self.options
+        if opts.fourcc:
+            capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*opts.fourcc))
+        if opts.width:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, opts.width)
+        if opts.height:
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, opts.height)
+        if opts.fps:
+            capture.set(cv2.CAP_PROP_FPS, opts.fps)
+
+    def _read_properties(self) -> None:
+        assert self.capture is not None
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else (self.options.fps or DEFAULT_FPS)
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 and not self.live else None
+
+    def _next_valid(self) -> np.ndarray | None:
+        if self.capture is None:
+            return None
+        failures = 0
+        while failures < MAX_CONSECUTIVE_FAILURES:
+            ok, frame = self.capture.read()
+            if ok and self._valid(frame):
+                self.index += 1 + failures
+                # Failures followed by a good frame were corrupt frames, not the end.
+                self.corrupt += failures
+                return frame
+            if ok:  # decoded, but empty or the wrong shape
+                failures += 1
+                continue
+            if self.live or not self._more_frames_expected(failures):
+                break
+            failures += 1
+        return None
+
+    def _more_frames_expected(self, failures: int) -> bool:
+        """For files: a failed read before the container's frame count is a corrupt frame, not the end."""
+        if self.frame_count is None:
+            return False
+        return self.index + 1 + failures < self.frame_count
+
+    def reconnect(self) -> bool:
+        """Release and reopen the capture (used with back-off by the capture stage)."""
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+        if not self._open():
+            return False
+        frame = self._next_valid()
+        if frame is None:
+            return False
+        self._pending = frame
+        return True
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class ImageFolderSource(FrameSource):
+    """The images of a folder in natural numeric order (``2.png`` before ``10.png``)."""
+
+    def __init__(self, folder: Path, fps: float | None = None) -> None:
+        super().__init__()
+        self.description = f"image folder {folder}"
+        self.paths = sorted(
+            (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key
+        )
+        if not self.paths:
+            raise SetupError(
+                f"--source {folder}: the folder holds no images (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
+            )
+        self.fps = fps or DEFAULT_FPS
+        self.frame_count = len(self.paths)
+        self._position = 0
+        self.prime()
+
+    def _next_valid(self) -> np.ndarray | None:
+        while self._position < len(self.paths):
+            path = self.paths[self._position]
+            self._position += 1
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if self._valid(frame):
+                self.index = self._position - 1
+                return frame
+            self.corrupt += 1
+        return None
+
+
+def _url_scheme(text: str) -> str | None:
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", text)
+    return match.group(1).lower() if match else None
+
+
+def open_source(text: str, options: CaptureOptions | None = None) -> FrameSource:
+    """Parse ``--source`` and open it; raises :class:`SetupError` with a one-line reason on failure.
+
+    Accepted: a camera index (``0``), a V4L2 device (``/dev/video0``), a video file, a folder of
+    images, an ``rtsp://``/``http(s)://``/... URL, or a GStreamer pipeline (text containing ``!``).
+    """
+    options = options or CaptureOptions()
+    text = text.strip()
+    if not text:
+        raise SetupError("--source is empty (expected a camera index, device, file, folder, URL or pipeline)")
+    if text.isdigit():
+        return VideoCaptureSource(int(text), f"camera {text}", live=True, options=options)
+    scheme = _url_scheme(text)
+    if scheme == "file":
+        text = text[len("file://") :]
+    elif scheme is not None:
+        if scheme not in URL_SCHEMES:
+            raise SetupError(
+                f"--source {text}: unsupported URL scheme {scheme!r} (expected one of {', '.join(URL_SCHEMES)})"
+            )
+        params = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS)
+        return VideoCaptureSource(text, f"stream {text}", live=True, api=cv2.CAP_FFMPEG, options=options, params=params)
+    if "!" in text:
+        if not opencv_has_gstreamer():
+            raise SetupError(
+                f"--source {text!r} looks like a GStreamer pipeline, but this OpenCV was built without GStreamer "
+                "(expected a camera index, device, file, folder or URL)"
+            )
+        return VideoCaptureSource(text, f"GStreamer pipeline {text!r}", live=True, api=cv2.CAP_GSTREAMER)
+    path = Path(text).expanduser()
+    if re.fullmatch(r"/dev/video\d+", text):
+        if not path.exists():
+            raise SetupError(f"--source {text}: no such camera device (expected an existing /dev/videoN)")
+        return VideoCaptureSource(text, f"camera device {text}", live=True, api=cv2.CAP_V4L2, options=options)
+    if path.is_dir():
+        return ImageFolderSource(path, fps=options.fps)
+    if not path.exists():
+        raise SetupError(
+            f"--source {text}: no such file or directory (expected a video file, image folder, camera index, "
+            "/dev/videoN, URL or GStreamer pipeline)"
+        )
+    if not path.is_file():
+        raise SetupError(f"--source {text}: not a regular file (expected a video file)")
+    return VideoCaptureSource(str(path), f"video file {path}", live=False, api=cv2.CAP_FFMPEG, options=options)

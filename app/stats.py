@@ -1,0 +1,92 @@
+"""Per-frame timestamps and the run summary (frames, drops, corrupt frames, latency percentiles, throughput)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.atomic_io import atomic_write_text
+
+
+@dataclass
+class FrameTimes:
+    """Timestamps of one frame, seconds since the pipeline started (``time.perf_counter`` based)."""
+
+    index: int
+    capture: float
+    infer_start: float = 0.0
+    infer_end: float = 0.0
+    render_end: float = 0.0
+
+    @property
+    def latency_ms(self) -> float:
+        """End-to-end latency: frame captured → rendered and written."""
+        return (self.render_end - self.capture) * 1000.0
+
+
+def percentiles(values: list[float] | np.ndarray, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | None]:
+    """``{"p50": ..., ...}`` of ``values`` (``None`` when empty)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return {f"p{q}": None for q in qs}
+    return {f"p{q}": float(np.percentile(array, q)) for q in qs}
+
+
+@dataclass
+class StatsRecorder:
+    """Collects frame timestamps (only when ``keep_frames``) and latencies; builds the summary."""
+
+    keep_frames: bool = False
+    t0: float = field(default_factory=time.perf_counter)
+    frames: list[FrameTimes] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    rendered: int = 0
+    first_capture: float | None = None
+    last_render: float | None = None
+
+    def now(self) -> float:
+        """Seconds since the recorder was created."""
+        return time.perf_counter() - self.t0
+
+    def add(self, times: FrameTimes) -> None:
+        """Record a rendered frame (called by the render stage only)."""
+        self.rendered += 1
+        self.latencies_ms.append(times.latency_ms)
+        if self.first_capture is None:
+            self.first_capture = times.capture
+        self.last_render = times.render_end
+        if self.keep_frames:
+            self.frames.append(times)
+
+    def summary(self, **extra: Any) -> dict[str, Any]:
+        """Frames, throughput and latency percentiles, plus ``extra`` (drops, corrupt, backend, ...)."""
+        span = (self.last_render or 0.0) - (self.first_capture or 0.0)
+        throughput = round(self.rendered / span, 2) if self.rendered and span > 0 else None
+        latency = {k: (round(v, 2) if v is not None else None) for k, v in percentiles(self.latencies_ms).items()}
+        return {
+            "frames": self.rendered,
+            "throughput_fps": throughput,
+            "latency_ms": latency,
+            "wall_s": round(self.now(), 3),
+            **extra,
+        }
+
+    def write_json(self, path: str | os.PathLike[str], summary: dict[str, Any]) -> None:
+        """Atomically write ``{"summary": ..., "frames": [...]}``."""
+        frames = [
+            {
+                "index": f.index,
+                "capture_s": round(f.capture, 6),
+                "infer_start_s": round(f.infer_start, 6),
+                "infer_end_s": round(f.infer_end, 6),
+                "render_end_s": round(f.render_end, 6),
+                "latency_ms": round(f.latency_ms, 3),
+            }
+            for f in self.frames
+        ]
+        atomic_write_text(path, json.dumps({"summary": summary, "frames": frames}, indent=1, allow_nan=False) + "\n")

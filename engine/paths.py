@@ -1,0 +1,55 @@
+"""Where the engine keeps generated artefacts (exported ONNX files, TensorRT engines)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "SURGSEG_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """Root cache folder: ``$SURGSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/surgical-seg``, else ``~/.cache/surgical-seg``."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "surgical-seg"
+
+
+def onnx_cache_dir() -> Path:
+    """Folder of ONNX files exported from checkpoints."""
+    return cache_root() / "onnx"
+
+
+def tensorrt_cache_dir() -> Path:
+    """Folder of TensorRT engines and timing caches built by this code."""
+    return cache_root() / "tensorrt"
+
+
+def physical_cores() -> int:
+    """Physical CPU cores usable by this process (hyper-threads not counted)."""
+    try:
+        usable = os.sched_getaffinity(0)
+    except AttributeError:  # not on Linux
+        usable = set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        cpu = physical = core = None
+        for line in Path("/proc/cpuinfo").read_text().splitlines() + [""]:
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "processor":
+                cpu = int(value)
+            elif key == "physical id":
+                physical = value
+            elif key == "core id":
+                core = value
+            elif not key and cpu is not None:
+                if cpu in usable:
+                    cores.add((physical or "0", core if core is not None else str(cpu)))
+                cpu = physical = core = None
+    except (OSError, ValueError):
+        cores = set()
+    return max(1, len(cores) if cores else len(usable))

@@ -1,0 +1,63 @@
+"""Backend *specs* used by ``verify``, ``bench`` and ``gpu_check``: ``name[/precision][+graphs]``.
+
+Examples: ``onnxruntime-cpu``, ``onnxruntime-cpu/fp16``, ``torch-cuda/fp32``, ``torch-cuda+graphs``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.backends.base import BackendUnavailable, InferenceBackend
+from engine.backends.factory import CONCRETE_BACKENDS, backend_unavailable, create_backend
+from engine.backends.torch_backend import TorchBackend
+from engine.export import load_model_source
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend name plus precision and the CUDA-graphs switch."""
+
+    name: str
+    precision: str = "auto"
+    cuda_graphs: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> BackendSpec:
+        """Parse ``name[/precision][+graphs]``; raise ``ValueError`` naming the accepted forms."""
+        body, plus, suffix = text.strip().partition("+")
+        if plus and suffix != "graphs":
+            raise ValueError(f"backend spec {text!r}: only '+graphs' may follow the name")
+        name, _, precision = body.partition("/")
+        if name not in CONCRETE_BACKENDS:
+            raise ValueError(f"backend spec {text!r}: unknown backend {name!r}; expected one of {CONCRETE_BACKENDS}")
+        if precision and precision not in ("fp32", "fp16"):
+            raise ValueError(f"backend spec {text!r}: precision must be fp32 or fp16")
+        if plus and name != "torch-cuda":
+            raise ValueError(f"backend spec {text!r}: CUDA graphs are only available for torch-cuda")
+        return cls(name, precision or "auto", bool(plus))
+
+    def __str__(self) -> str:
+        text = self.name if self.precision == "auto" else f"{self.name}/{self.precision}"
+        return text + ("+graphs" if self.cuda_graphs else "")
+
+    def unavailable(self) -> str | None:
+        """``None`` if this spec can run here, else why not."""
+        return backend_unavailable(self.name)
+
+    def create(self, model_path: str | os.PathLike[str]) -> InferenceBackend:
+        """Construct the backend for ``model_path``."""
+        reason = self.unavailable()
+        if reason:
+            raise BackendUnavailable(f"{self.name}: {reason}")
+        if self.cuda_graphs:
+            model, meta = load_model_source(Path(model_path))
+            return TorchBackend(model, meta, device="cuda", half=self.precision != "fp32", cuda_graphs=True)
+        return create_backend(model_path, self.name, self.precision)
+
+
+def parse_specs(text: str | None, default: list[str]) -> list[BackendSpec]:
+    """Comma-separated specs (or ``default``)."""
+    items = [item for item in (text.split(",") if text else default) if item.strip()]
+    return [BackendSpec.parse(item) for item in items]

@@ -1,0 +1,241 @@
+"""The threaded pipeline on real files and real sources: lossless file mode, live dropping, reconnects, errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.__main__ import main
+from app.errors import SetupError
+from app.outputs import VideoOutput
+from app.overlay import OverlayStyle, Overlayer, ViewState, parse_color
+from app.pipeline import FrameQueue, Pipeline, PipelineConfig
+from app.sources import FrameSource, ImageFolderSource, open_source
+from app.synth import render_frame, write_test_video
+from engine.backends import InferenceBackend, create_backend
+from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
+from models.unet import preset
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weights ``fast`` model whose head bias makes every pixel "instrument"."""
+    meta = ModelMeta(config=preset("fast"))
+    model = build_segmenter(meta)
+    model.unet.head.bias.data.fill_(2.0)
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "fast.pt", model, meta)
+
+
+@pytest.fixture(scope="module")
+def backend(checkpoint: Path) -> InferenceBackend:
+    return create_backend(checkpoint, "auto")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 40-frame 320×240 mp4."""
+    return write_test_video(tmp_path_factory.mktemp("video") / "in.mp4", num_frames=40, width=320, height=240)
+
+
+def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
+    """Decode a video to the end: (frames, (width, height))."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), f"{path} does not open"
+    count, size = 0, (0, 0)
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        count += 1
+        size = (frame.shape[1], frame.shape[0])
+    capture.release()
+    return count, size
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def test_file_mode_writes_every_frame_masks_and_stats(video: Path, checkpoint: Path, tmp_path: Path) -> None:
+    out, masks, stats = tmp_path / "out.mp4", tmp_path / "masks", tmp_path / "stats.json"
+    code = main(
+        [
+            "--source", str(video), "--checkpoint", str(checkpoint), "--window", "off",
+            "--output", str(out), "--save-masks", str(masks), "--stats", str(stats), "--smooth", "0.5",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert count_frames(out) == (40, (320, 240))
+    pngs = sorted(masks.glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(40)]
+    mask = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (240, 320) and set(np.unique(mask)) <= {0, 255} and mask.max() == 255
+    report = json.loads(stats.read_text())
+    summary = report["summary"]
+    assert summary["frames"] == 40 and summary["captured"] == 40
+    assert summary["dropped"] == 0 and summary["corrupt"] == 0
+    assert set(summary["latency_ms"]) == {"p50", "p95", "p99"} and summary["latency_ms"]["p50"] > 0
+    assert summary["throughput_fps"] > 0 and summary["backend"]
+    frames = report["frames"]
+    assert [f["index"] for f in frames] == list(range(40))
+    for f in frames:
+        assert f["capture_s"] <= f["infer_start_s"] <= f["infer_end_s"] <= f["render_end_s"]
+
+
+def test_image_folder_numeric_order_and_corrupt_frames(backend: InferenceBackend, tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (1, 2, 10, 11):
+        cv2.imwrite(str(folder / f"{i}.png"), render_frame(i, 160, 120))
+    (folder / "3.png").write_bytes(b"not a png")  # unreadable
+    cv2.imwrite(str(folder / "4.png"), render_frame(4, 80, 60))  # wrong size
+    source = open_source(str(folder))
+    assert isinstance(source, ImageFolderSource)
+    assert [p.name for p in source.paths] == ["1.png", "2.png", "3.png", "4.png", "10.png", "11.png"]
+    video = VideoOutput(tmp_path / "o.avi", source.fps, source.frame_size)
+    pipeline = Pipeline(source, backend, PipelineConfig(), video=video)
+    summary = pipeline.run()
+    assert summary["frames"] == 4 and summary["corrupt"] == 2 and pipeline.error is None
+    assert count_frames(tmp_path / "o.avi") == (4, (160, 120))
+
+
+class FastLiveSource(FrameSource):
+    """A live source producing frames as fast as it can (far faster than inference)."""
+
+    live = True
+    description = "synthetic live source"
+
+    def __init__(self, total: int, size: tuple[int, int] = (640, 480), outage_after: int | None = None) -> None:
+        super().__init__()
+        self.total = total
+        self.outage_after = outage_after
+        self.frame_size = size
+        self.base = render_frame(0, *size)
+        self.reconnect_calls = 0
+
+    def _next_valid(self) -> np.ndarray | None:
+        if self.index + 1 >= self.total:
+            return None
+        if self.outage_after is not None and self.index + 1 == self.outage_after and self.reconnect_calls < 2:
+            return None  # the "cable" is pulled until two reconnect attempts were made
+        self.index += 1
+        return self.base.copy()
+
+    def reconnect(self) -> bool:
+        self.reconnect_calls += 1
+        return self.reconnect_calls >= 2
+
+
+def test_live_source_faster_than_inference_drops_and_stays_bounded(backend: InferenceBackend) -> None:
+    source = FastLiveSource(total=600)
+    config = PipelineConfig(reconnect_attempts=1, backoff_initial_s=0.01)
+    pipeline = Pipeline(source, backend, config)
+    before = rss_mb()
+    pipeline.start()
+    peak = 0
+    while not pipeline.wait(0.01):
+        peak = max(peak, len(pipeline.to_infer), len(pipeline.to_render))
+    pipeline.join()
+    summary = pipeline.summary()
+    assert pipeline.live and summary["dropped"] > 0
+    assert summary["captured"] == 600 and summary["frames"] + summary["dropped"] == 600
+    assert pipeline.to_infer.high_water == 1 and pipeline.to_render.high_water <= config.queue_size
+    assert peak <= config.queue_size
+    # 600 frames of 640×480 are 550 MB; bounded queues keep only a handful alive.
+    assert rss_mb() - before < 150
+
+
+def test_live_source_outage_shows_no_signal_and_reconnects(backend: InferenceBackend) -> None:
+    source = FastLiveSource(total=30, size=(160, 120), outage_after=10)
+    pipeline = Pipeline(source, backend, PipelineConfig(backoff_initial_s=0.2, reconnect_attempts=5))
+    pipeline.start()
+    seen_no_signal = None
+    while not pipeline.wait(0.01):
+        seen_no_signal = seen_no_signal or pipeline.no_signal
+    pipeline.join()
+    assert seen_no_signal is not None and "reconnecting" in seen_no_signal
+    assert pipeline.reconnects == 1 and source.reconnect_calls == 2 and pipeline.no_signal is None
+    assert pipeline.error is None and pipeline.summary()["captured"] == 30
+
+
+def test_realtime_file_is_paced_and_drops(backend: InferenceBackend, tmp_path: Path) -> None:
+    fast = write_test_video(tmp_path / "fast.mp4", num_frames=60, width=320, height=240, fps=500.0)
+    source = open_source(str(fast))
+    assert not source.live and source.frame_count == 60
+    pipeline = Pipeline(source, backend, PipelineConfig(realtime=True))
+    summary = pipeline.run()
+    assert pipeline.live and summary["dropped"] > 0 and summary["frames"] + summary["dropped"] == 60
+    assert pipeline.to_infer.high_water == 1
+
+
+class FailingBackend(InferenceBackend):
+    """A real backend that fails on one frame (to test error reporting)."""
+
+    name = "failing"
+
+    def __init__(self, inner: InferenceBackend, fail_at: int) -> None:
+        super().__init__(inner.meta)
+        self.inner, self.fail_at, self.calls = inner, fail_at, 0
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        if self.calls == self.fail_at:
+            raise RuntimeError("device lost")
+        self.calls += 1
+        return self.inner.infer(frames)
+
+
+def test_stage_error_names_stage_and_frame_and_finalises_output(
+    backend: InferenceBackend, video: Path, tmp_path: Path
+) -> None:
+    source = open_source(str(video))
+    out = VideoOutput(tmp_path / "partial.mp4", source.fps, source.frame_size)
+    pipeline = Pipeline(source, FailingBackend(backend, fail_at=5), PipelineConfig(), video=out)
+    summary = pipeline.run()
+    assert pipeline.error is not None
+    assert pipeline.error.stage == "inference" and pipeline.error.frame_index == 5
+    assert "inference stage failed at frame 5" in summary["error"] and "device lost" in summary["error"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("surgseg-")]
+    frames, _ = count_frames(tmp_path / "partial.mp4")
+    assert frames == out.frames_written and 0 < frames <= 5
+
+
+def test_frame_queue_latest_wins_and_blocking() -> None:
+    cancel = threading.Event()
+    latest = FrameQueue(1, latest_wins=True)
+    for i in range(5):
+        assert latest.put(i, cancel)
+    assert latest.dropped == 4 and latest.get() == 4
+    blocking = FrameQueue(2)
+    assert blocking.put(1, cancel) and blocking.put(2, cancel)
+    cancel.set()
+    started = time.perf_counter()
+    assert not blocking.put(3, cancel)  # full: gives up once cancelled instead of growing
+    assert time.perf_counter() - started < 1.0 and len(blocking) == 2
+
+
+def test_overlay_blends_only_the_mask() -> None:
+    frame = np.full((120, 160, 3), 100, np.uint8)
+    probability = np.zeros((60, 80), np.float32)
+    probability[10:30, 20:40] = 0.9
+    overlayer = Overlayer(OverlayStyle(color=parse_color("blue"), alpha=0.5), threshold=0.5)
+    mask = overlayer.mask(probability, (160, 120))
+    assert mask.shape == (120, 160) and mask[40, 60] == 255 and mask[100, 10] == 0
+    out = overlayer.draw(frame, mask, ViewState(contours=False))
+    assert tuple(out[40, 60]) == (178, 50, 50)  # 0.5·100 + 0.5·(255, 0, 0)
+    assert tuple(out[100, 10]) == (100, 100, 100)
+    with pytest.raises(ValueError, match="R,G,B"):
+        parse_color("chartreuse-ish")
+
+
+def test_setup_error_is_a_value_error() -> None:
+    with pytest.raises(SetupError, match="no such file"):
+        open_source("/nonexistent/clip.mp4")

@@ -1,0 +1,87 @@
+"""End-to-end CPU training runs through the ``training.train`` CLI entry point."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_dvrk_video
+
+from models.checkpoint import load_checkpoint, read_checkpoint
+from training.train import main
+
+TINY = ["--width", "4", "--depth", "2", "--batch-size", "4", "--workers", "1", "--threads", "1"]
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_resume_continues_epochs_and_optimizer(make_dvrk, tmp_path: Path) -> None:
+    data = make_dvrk(3, 4)  # 3 videos x 4 frames, 24x32
+    out = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(out), "--input-size", "24x32", "--val-videos", "1", *TINY]
+    assert main([*common, "--epochs", "1"]) == 0
+    first = read_checkpoint(out / "last.pt")["extra"]
+    steps_per_epoch = first["state"]["global_step"]
+    assert first["state"]["epoch"] == 1 and steps_per_epoch == 2  # 8 train frames / batch 4
+    assert all(s["step"] == steps_per_epoch for s in first["optimizer"]["state"].values())
+
+    assert main([*common, "--epochs", "2", "--resume"]) == 0
+    second = read_checkpoint(out / "last.pt")["extra"]
+    assert second["state"]["epoch"] == 2
+    # Adam's step counters and the scheduler continue from the first run instead of restarting.
+    assert all(s["step"] == 2 * steps_per_epoch for s in second["optimizer"]["state"].values())
+    assert second["scheduler"]["last_epoch"] == 2 * steps_per_epoch
+    rows = _csv_rows(out / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert len(summary["epochs"]) == 2 and summary["epochs_done"] == 2
+    assert (out / "curves.png").stat().st_size > 0
+    model, meta = load_checkpoint(out / "best.pt")
+    assert meta.input_size == (24, 32) and meta.config.base_width == 4
+    assert meta.data["layout"] == "dvrk" and len(meta.data["val_videos"]) == 1
+    assert set(meta.data["train_videos"]).isdisjoint(meta.data["val_videos"])
+    assert meta.training["seed"] == 0
+    _, last_meta = load_checkpoint(out / "last.pt")
+    assert "--resume" in last_meta.training["command"] and last_meta.training["epochs"] == 2
+    assert 0.0 < meta.threshold < 1.0 and "iou" in meta.metrics["validation"]
+    assert model(torch.zeros(1, 24, 32, 3, dtype=torch.uint8)).shape == (1, 1, 24, 32)
+
+
+def test_time_budget_stops_cleanly(make_dvrk, tmp_path: Path) -> None:
+    data = make_dvrk(2, 4)
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--out", str(out), "--input-size", "24x32", "--val-videos", "1", *TINY]
+    assert main([*args, "--epochs", "5", "--max-train-minutes", "0"]) == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["epochs_done"] == 1 and summary["stopped"].startswith("time budget")
+    assert summary["epochs"][0]["partial"] is True and summary["epochs"][0]["train_images"] == 4  # one step
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+
+
+def test_bad_data_reports_the_problem(make_dvrk, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = make_dvrk(1, 2)
+    assert main(["--data", str(data), "--out", str(tmp_path / "run"), "--val-videos", "1"]) == 2
+    assert "both the training and the validation split need at least one video" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_overfits_a_few_frames(tmp_path: Path) -> None:
+    # The same 4 frames of drawn shapes for training (repeated) and validation: IoU must get high.
+    root = tmp_path / "data"
+    write_dvrk_video(root / "Video_01", [(f"{c * 4 + i:03d}", i) for c in range(8) for i in range(4)], 64, 80)
+    write_dvrk_video(root / "Video_02", [(f"{i:03d}", i) for i in range(4)], 64, 80)
+    out = tmp_path / "run"
+    args = ["--data", str(root), "--out", str(out), "--input-size", "64x80", "--width", "4", "--depth", "3"]
+    args += ["--epochs", "12", "--batch-size", "4", "--val-videos", "Video_02", "--no-augment", "--lr", "1e-2"]
+    assert main([*args, "--patience", "0", "--workers", "1"]) == 0  # 12 epochs x 8 steps = 96 steps
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["epochs"][-1]["val_iou"] >= 0.8
+    _, meta = load_checkpoint(out / "best.pt")
+    assert meta.metrics["validation"]["iou"] >= 0.85  # at the picked threshold
+    assert meta.metrics["validation"]["iou"] >= meta.metrics["validation_at_0.5"]["iou"]

@@ -1,0 +1,552 @@
+"""Train the U-Net end to end on uint8 BGR frames: ``python -m training.train --data DIR --out runs/NAME``.
+
+The trained module is the :class:`~models.frame_model.FrameSegmenter` (normalisation inside),
+fed ``uint8`` BGR ``N×H×W×3`` batches at the ModelMeta input size: the same contract as export
+and inference. Frames are decoded and resized once into RAM; augmentation runs on the cached
+copies. The data are split by video (``--val-videos``).
+
+Loss: BCE-with-logits + soft Dice. Optimiser: AdamW with linear warm-up then cosine decay
+(per step). Validation metrics are pooled over all pixels of the validation split at the
+training resolution (``training.evaluate`` scores at the original mask resolution).
+
+Outputs in ``--out``: ``metrics.csv``, ``metrics.json``, ``curves.png``, ``last.pt`` (every
+epoch, with optimiser/scheduler/scaler state for ``--resume``) and ``best.pt`` (best validation
+IoU). After training the decision threshold is picked on the validation split (maximum IoU over
+0.30, 0.35, ..., 0.70 with the best weights) and stored in ``best.pt``'s ModelMeta.threshold
+(``--no-pick-threshold`` keeps 0.5).
+
+Multi-process: ``torchrun --nproc_per_node N -m training.train ...`` uses DistributedDataParallel
+(nccl on CUDA, gloo on CPU); rank 0 logs and writes files, validation counts are all-reduced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from models.atomic_io import atomic_write_text
+from models.checkpoint import ModelMeta, build_segmenter, read_checkpoint, save_checkpoint, weights_digest
+from models.frame_model import FrameSegmenter
+from models.unet import UNetConfig, preset
+from training.augment import AugmentConfig
+from training.datasets import (
+    DEFAULT_GROUP_BY,
+    LAYOUTS,
+    CachedFrameDataset,
+    DatasetError,
+    FrameCache,
+    build_cache,
+    discover,
+    split_videos,
+    subsample,
+)
+from training.metrics import METRIC_NAMES, ConfusionCounts, confusion
+from training.plots import write_curves
+
+THRESHOLD_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(9))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256x320"`` → ``(256, 320)`` (height × width)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input size {text!r} must look like HEIGHTxWIDTH, e.g. 256x320") from None
+    if height < 8 or width < 8:
+        raise argparse.ArgumentTypeError(f"input size {text!r} is too small; expected at least 8x8")
+    return height, width
+
+
+def parse_val_videos(text: str) -> int | list[str]:
+    """A count (``"2"``) or comma-separated video names (``"Video_03,Video_07"``)."""
+    return int(text) if text.strip().isdigit() else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of ``python -m training.train``."""
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, type=Path, help="dataset root")
+    p.add_argument("--layout", default="auto", choices=LAYOUTS)
+    p.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="folders layout: regex on file stems giving the video")
+    p.add_argument("--out", required=True, type=Path, help="run folder (metrics, curves, checkpoints)")
+    p.add_argument("--model", default="fast", help="preset: fast, balanced or classic")
+    p.add_argument("--width", type=int, help="override the preset's base width")
+    p.add_argument("--depth", type=int, help="override the preset's depth")
+    p.add_argument("--upsample", choices=("bilinear", "transpose"), help="override the preset's up-sampling")
+    p.add_argument("--input-size", type=parse_size, default=(256, 320), help="HEIGHTxWIDTH (default 256x320)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=8, help="per process")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup-steps", type=int, default=None, help="default: 3%% of all steps")
+    p.add_argument("--val-videos", type=parse_val_videos, default=2, help="count or comma-separated names")
+    p.add_argument("--frame-step", type=int, default=1, help="use every Nth frame of each video")
+    p.add_argument("--workers", type=int, default=2, help="decode threads for the RAM cache")
+    p.add_argument("--loader-workers", type=int, default=0, help="DataLoader processes for augmentation")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-augment", action="store_true", help="disable augmentation (for overfitting checks)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, help="checkpoint, or OUT/last.pt if no value")
+    p.add_argument("--patience", type=int, default=10, help="early stopping on val IoU; 0 disables")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA only)")
+    p.add_argument("--max-train-minutes", type=float, default=None, help="stop cleanly after this time budget")
+    p.add_argument("--pick-threshold", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return p
+
+
+# --------------------------------------------------------------------------- distributed helpers
+
+
+class Dist:
+    """Rank/world information; single-process when not launched by torchrun."""
+
+    def __init__(self, device_arg: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
+        use_cuda = device_arg == "cuda" or (device_arg == "auto" and torch.cuda.is_available())
+        if device_arg not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"--device {device_arg!r}: expected auto, cpu or cuda")
+        if use_cuda and not torch.cuda.is_available():
+            raise ValueError("--device cuda was requested but CUDA is not available")
+        if use_cuda:
+            torch.cuda.set_device(self.local_rank)
+            self.device = torch.device("cuda", self.local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.enabled:
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+
+    @property
+    def enabled(self) -> bool:
+        """True under torchrun with more than one process."""
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        """True on the process that logs and writes files."""
+        return self.rank == 0
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """All-reduce (sum) in place when distributed; returns the tensor."""
+        if self.enabled:
+            moved = tensor.to(self.device)
+            dist.all_reduce(moved)
+            tensor.copy_(moved.cpu() if tensor.device.type == "cpu" else moved)
+        return tensor
+
+    def any_(self, flag: bool) -> bool:
+        """True if ``flag`` is true on any rank."""
+        return bool(self.sum_(torch.tensor([float(flag)], dtype=torch.float64)).item() > 0)
+
+    def barrier(self) -> None:
+        """Synchronise ranks (no-op single-process)."""
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        """Tear down the process group."""
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def sync_buffers(model: nn.Module, ctx: Dist) -> None:
+    """Copy rank 0's buffers (batch-norm statistics) to every rank."""
+    if ctx.enabled:
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
+# --------------------------------------------------------------------------- training pieces
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 − soft Dice per image, averaged over the batch (float32)."""
+    prob = torch.sigmoid(logits.float())
+    inter = (prob * target).sum((1, 2, 3))
+    denom = prob.sum((1, 2, 3)) + target.sum((1, 2, 3))
+    return 1.0 - ((2.0 * inter + eps) / (denom + eps)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits + soft Dice; ``target`` float 0/1 ``N×1×H×W``."""
+    return F.binary_cross_entropy_with_logits(logits.float(), target) + soft_dice_loss(logits, target)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01):  # noqa: ANN201 - returns a lambda
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``floor``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+@torch.no_grad()
+def validate(
+    model: FrameSegmenter,
+    cache: FrameCache,
+    ctx: Dist,
+    batch_size: int,
+    thresholds: Sequence[float] = (0.5,),
+    amp: bool = False,
+) -> tuple[list[ConfusionCounts], float]:
+    """Confusion counts at each threshold and the mean loss over the whole cache (this rank's
+    share of frames, all-reduced over ranks)."""
+    model.eval()
+    indices = range(ctx.rank, len(cache), ctx.world)
+    totals = [ConfusionCounts() for _ in thresholds]
+    loss_sum = 0.0
+    for start in range(0, len(indices), batch_size):
+        chunk = list(indices[start : start + batch_size])
+        frames = torch.from_numpy(cache.images[chunk]).to(ctx.device)
+        target = torch.from_numpy(cache.masks[chunk]).to(ctx.device)
+        with torch.autocast(ctx.device.type, enabled=amp):
+            logits = model(frames)
+        loss_sum += float(segmentation_loss(logits, target[:, None].float())) * len(chunk)
+        prob = torch.sigmoid(logits.float())[:, 0].cpu()
+        for i, threshold in enumerate(thresholds):
+            totals[i] += confusion(prob >= threshold, target.cpu())
+    reduced = ctx.sum_(torch.stack([t.to_tensor() for t in totals] + [torch.tensor([loss_sum] + [0.0] * 5, dtype=torch.float64)]))
+    counts = [ConfusionCounts.from_tensor(row) for row in reduced[:-1]]
+    return counts, float(reduced[-1, 0]) / max(1, len(cache))
+
+
+def _progress(ctx: Dist, iterable: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
+    return tqdm(iterable, total=total, desc=desc, disable=not (ctx.main and sys.stderr.isatty()), leave=False)
+
+
+def model_config(args: argparse.Namespace) -> UNetConfig:
+    """The preset named by ``--model`` with ``--width/--depth/--upsample`` overrides."""
+    config = preset(args.model)
+    overrides = {
+        k: v for k, v in (("base_width", args.width), ("depth", args.depth), ("upsample", args.upsample)) if v is not None
+    }
+    return replace(config, **overrides) if overrides else config
+
+
+def resolve_resume(args: argparse.Namespace) -> Path | None:
+    """Path of the checkpoint to resume from: explicit path, ``OUT/last.pt`` for ``auto`` if it exists, else None."""
+    if args.resume is None:
+        return None
+    if args.resume == "auto":
+        path = args.out / "last.pt"
+        return path if path.is_file() else None
+    path = Path(args.resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {path}: no such checkpoint file")
+    return path
+
+
+def write_metrics(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Rewrite ``metrics.csv``, ``metrics.json`` and ``curves.png`` atomically."""
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "metrics.csv", buffer.getvalue())
+    atomic_write_text(out / "metrics.json", json.dumps({"epochs": rows, **summary}, indent=2))
+    if rows:
+        write_curves(out / "curves.png", rows)
+
+
+# --------------------------------------------------------------------------- main loop
+
+
+def train(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
+    """Run training as configured by ``args`` (see :func:`build_parser`); returns the summary dict."""
+    ctx = Dist(args.device)
+    try:
+        return _train(args, ctx, command)
+    finally:
+        ctx.close()
+
+
+def _log(ctx: Dist, message: str) -> None:
+    if ctx.main:
+        print(message, flush=True)
+
+
+def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
+    start_time = time.monotonic()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if ctx.device.type == "cpu":
+        torch.set_num_threads(args.threads or max(1, cores // max(1, ctx.local_world)))
+    amp = bool(args.amp if args.amp is not None else ctx.device.type == "cuda") and ctx.device.type == "cuda"
+    if args.amp and ctx.device.type != "cuda":
+        _log(ctx, "note: --amp only applies on CUDA; training in float32 on the CPU")
+    torch.manual_seed(args.seed)
+    for name in ("epochs", "batch_size", "frame_step", "workers"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.lr <= 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
+
+    resume_path = resolve_resume(args)
+    payload = read_checkpoint(resume_path) if resume_path else None
+    if payload is not None:
+        meta = ModelMeta.from_dict(json.loads(payload["meta_json"]))
+        meta.threshold = 0.5
+        _log(ctx, f"resuming from {resume_path} (config {meta.config}, input {meta.input_height}x{meta.input_width})")
+    else:
+        if args.resume == "auto":
+            _log(ctx, f"--resume: {args.out / 'last.pt'} does not exist yet; starting a new run")
+        meta = ModelMeta(model_config(args), input_height=args.input_size[0], input_width=args.input_size[1])
+    size = meta.input_size
+
+    # ---- data
+    index = discover(args.data, args.layout, args.group_by)
+    videos = subsample(index.videos, args.frame_step)
+    train_videos, val_videos = split_videos(videos, args.val_videos, args.seed)
+    _log(ctx, f"data {index.root} ({index.layout}): train {[v.name for v in train_videos]}, val {[v.name for v in val_videos]}")
+
+    def cache_progress(desc: str):  # noqa: ANN202
+        return lambda it, n: _progress(ctx, it, n, desc)
+
+    t0 = time.monotonic()
+    train_cache = build_cache(train_videos, size, args.workers, cache_progress("caching train"))
+    val_cache = build_cache(val_videos, size, args.workers, cache_progress("caching val"))
+    _log(
+        ctx,
+        f"cached {len(train_cache)} train + {len(val_cache)} val frames at {size[0]}x{size[1]} "
+        f"({(train_cache.nbytes + val_cache.nbytes) / 2**20:.0f} MiB) in {time.monotonic() - t0:.1f} s",
+    )
+    meta.data = {
+        "root": str(index.root.resolve()),
+        "layout": index.layout,
+        "group_by": args.group_by if index.layout == "folders" else None,
+        "frame_step": args.frame_step,
+        "train_videos": [v.name for v in train_videos],
+        "val_videos": [v.name for v in val_videos],
+        "train_frames": len(train_cache),
+        "val_frames": len(val_cache),
+    }
+
+    dataset = CachedFrameDataset(train_cache, None if args.no_augment else AugmentConfig(), args.seed)
+    sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=args.seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        sampler=sampler,
+        num_workers=args.loader_workers,
+        pin_memory=ctx.device.type == "cuda",
+        drop_last=len(sampler) > args.batch_size,
+    )
+
+    # ---- model and optimisation
+    model = build_segmenter(meta).to(ctx.device)
+    if payload is not None:
+        model.load_state_dict(payload["state_dict"])
+    net: nn.Module = DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None) if ctx.enabled else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    total_steps = args.epochs * len(loader)
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    state: dict[str, Any] = {"epoch": 0, "best_iou": -1.0, "best_epoch": 0, "epochs_since_best": 0, "global_step": 0, "seconds": 0.0}
+    history: list[dict[str, Any]] = []
+    best_metrics: dict[str, Any] = {}
+    if payload is not None and "extra" in payload:
+        extra = payload["extra"]
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        scaler.load_state_dict(extra["scaler"])
+        torch.set_rng_state(extra["torch_rng"])
+        state.update(extra["state"])
+        history = list(extra["history"])
+        best_metrics = dict(extra.get("best_metrics", {}))
+    elif payload is not None:
+        _log(ctx, f"note: {resume_path} holds no training state; only the weights are reused")
+
+    meta.training = {
+        "command": command,
+        "seed": args.seed,
+        "device": str(ctx.device),
+        "world_size": ctx.world,
+        "batch_size_per_process": args.batch_size,
+        "lr": args.lr,
+        "epochs_requested": args.epochs,
+        "augment": not args.no_augment,
+        "amp": amp,
+        "loss": "bce_with_logits + soft_dice",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    deadline = start_time + 60 * args.max_train_minutes if args.max_train_minutes is not None else None
+    stopped = ""
+    run_seconds_before = float(state["seconds"])
+
+    def save(path: Path, epoch_meta: ModelMeta) -> None:
+        extra = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "state": dict(state),
+            "history": history,
+            "best_metrics": best_metrics,
+        }
+        save_checkpoint(path, model, epoch_meta, extra)
+
+    first_epoch = int(state["epoch"]) + 1
+    if first_epoch > args.epochs:
+        _log(ctx, f"already trained {state['epoch']} epochs (--epochs {args.epochs}); nothing to do")
+    for epoch in range(first_epoch, args.epochs + 1):
+        epoch_start = time.monotonic()
+        net.train()
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        loss_sum, seen = 0.0, 0
+        time_up = False
+        for frames, masks in _progress(ctx, loader, len(loader), f"epoch {epoch}/{args.epochs}"):
+            frames = frames.to(ctx.device, non_blocking=True)
+            target = masks.to(ctx.device, non_blocking=True)[:, None].float()
+            with torch.autocast(ctx.device.type, enabled=amp):
+                logits = net(frames)
+            loss = segmentation_loss(logits, target)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            state["global_step"] += 1
+            loss_sum += float(loss.detach()) * len(frames)
+            seen += len(frames)
+            if deadline is not None and ctx.any_(time.monotonic() > deadline):
+                time_up = True
+                break
+        sync_buffers(model, ctx)
+        train_totals = ctx.sum_(torch.tensor([loss_sum, float(seen)], dtype=torch.float64))
+        (counts,), val_loss = validate(model, val_cache, ctx, args.batch_size, amp=amp)
+        scores = counts.metrics()
+        state["epoch"] = epoch
+        state["seconds"] = run_seconds_before + time.monotonic() - start_time
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": float(train_totals[0] / max(1.0, float(train_totals[1]))),
+            "val_loss": val_loss,
+            **{f"val_{k}": scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")},
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": time.monotonic() - epoch_start,
+            "train_images": int(train_totals[1]),
+            "partial": time_up,
+        }
+        history.append(row)
+        improved = scores["iou"] > state["best_iou"]
+        if improved:
+            state.update(best_iou=scores["iou"], best_epoch=epoch, epochs_since_best=0)
+            best_metrics = {"epoch": epoch, "threshold": 0.5, **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")}}
+        else:
+            state["epochs_since_best"] += 1
+        meta.training.update(epochs=epoch, seconds=round(state["seconds"], 1))
+        meta.metrics = {"validation": best_metrics, "note": "pooled over val pixels at the input size"}
+        if ctx.main:
+            save(args.out / "last.pt", meta)
+            if improved:
+                save(args.out / "best.pt", meta)
+            write_metrics(args.out, history, {"best": best_metrics})
+        _log(
+            ctx,
+            f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  IoU {scores['iou']:.4f}  "
+            f"Dice {scores['dice']:.4f}  P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
+            f"acc {scores['accuracy']:.4f} (all-bg {scores['background_accuracy']:.4f})  "
+            f"{row['epoch_seconds']:.0f}s{'  *best' if improved else ''}",
+        )
+        if time_up:
+            stopped = f"time budget of {args.max_train_minutes} min reached in epoch {epoch}"
+            break
+        if args.patience > 0 and state["epochs_since_best"] >= args.patience:
+            stopped = f"early stopping: no IoU improvement for {args.patience} epochs"
+            break
+    if stopped:
+        _log(ctx, stopped)
+    ctx.barrier()
+
+    # ---- pick the decision threshold on the validation split with the best weights
+    threshold_scores: dict[str, float] = {}
+    best_path = args.out / "best.pt"
+    if args.pick_threshold and best_path.is_file():
+        best_payload = read_checkpoint(best_path)
+        best_meta = ModelMeta.from_dict(json.loads(best_payload["meta_json"]))
+        best_model = build_segmenter(best_meta).to(ctx.device)
+        best_model.load_state_dict(best_payload["state_dict"])
+        grid_counts, _ = validate(best_model, val_cache, ctx, args.batch_size, THRESHOLD_GRID, amp=amp)
+        threshold_scores = {f"{t:.2f}": c.metrics()["iou"] for t, c in zip(THRESHOLD_GRID, grid_counts)}
+        chosen = max(zip(THRESHOLD_GRID, grid_counts), key=lambda tc: (tc[1].metrics()["iou"], -abs(tc[0] - 0.5)))
+        scores = chosen[1].metrics()
+        best_meta.threshold = chosen[0]
+        best_meta.metrics = {
+            "validation": {"epoch": best_metrics.get("epoch"), "threshold": chosen[0], **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")}},
+            "validation_at_0.5": best_metrics,
+            "threshold_search_iou": threshold_scores,
+            "note": "pooled over val pixels at the input size; threshold = argmax IoU over the grid",
+        }
+        best_metrics = best_meta.metrics["validation"]
+        if ctx.main:
+            save_checkpoint(best_path, best_model, best_meta, best_payload.get("extra"))
+            _log(ctx, f"threshold {chosen[0]:.2f} picked on validation (IoU {scores['iou']:.4f}); stored in {best_path}")
+
+    digests = [weights_digest(model)]
+    if ctx.enabled:
+        gathered: list[Any] = [None] * ctx.world
+        dist.all_gather_object(gathered, digests[0])
+        digests = [str(d) for d in gathered]
+    summary = {
+        "best": best_metrics,
+        "threshold_search_iou": threshold_scores,
+        "stopped": stopped or "completed",
+        "epochs_done": int(state["epoch"]),
+        "seconds": round(float(state["seconds"]), 1),
+        "world_size": ctx.world,
+        "rank_weight_digests": digests,
+        "command": command,
+    }
+    if ctx.main:
+        write_metrics(args.out, history, summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    command = "python -m training.train " + shlex.join(argv)
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        command = f"torchrun --nproc_per_node {os.environ['WORLD_SIZE']} -m training.train " + shlex.join(argv)
+    try:
+        train(args, command)
+    except (DatasetError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
