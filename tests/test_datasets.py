@@ -121,7 +121,9 @@ def test_non_binary_mask_lists_values(make_dvrk) -> None:
     bad[0, :3] = (1, 128, 255)
     cv2.imwrite(str(root / "Video_02" / "ground_truth" / "000.png"), bad)
     index = discover(root)
-    with pytest.raises(DatasetError, match=r"Video_02/ground_truth/000\.png is not binary: found values \{0, 1, 128, 255\}"):
+    with pytest.raises(
+        DatasetError, match=r"Video_02/ground_truth/000\.png is not binary: found values \{0, 1, 128, 255\}"
+    ):
         load_pair(index.videos[1].frames[0])
 
 

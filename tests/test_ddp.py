@@ -24,7 +24,9 @@ def test_torchrun_two_processes_gloo(make_dvrk, tmp_path: Path) -> None:
     command += ["--device", "cpu", "--workers", "1", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     # A new session, so that a hang can be cleaned up by killing torchrun AND its workers.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         stdout, stderr = process.communicate(timeout=240)
     except subprocess.TimeoutExpired:

@@ -66,7 +66,12 @@ def test_cli_on_folder_pairs_reports_per_source(tmp_path: Path, capsys: pytest.C
     root = tmp_path / "realdev"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    sizes = {"ev17_ds1_frame000": (30, 40), "ev17_ds1_frame001": (30, 40), "lap_image43": (27, 48), "lap_image7": (27, 48)}
+    sizes = {
+        "ev17_ds1_frame000": (30, 40),
+        "ev17_ds1_frame001": (30, 40),
+        "lap_image43": (27, 48),
+        "lap_image7": (27, 48),
+    }
     for seed, (stem, (h, w)) in enumerate(sizes.items()):
         image, mask = draw_frame(seed, h, w)
         cv2.imwrite(str(root / "images" / f"{stem}.png"), image)

@@ -53,6 +53,19 @@ def test_resume_continues_epochs_and_optimizer(make_dvrk, tmp_path: Path) -> Non
     assert model(torch.zeros(1, 24, 32, 3, dtype=torch.uint8)).shape == (1, 1, 24, 32)
 
 
+def test_init_from_fine_tunes_with_fresh_optimizer(make_dvrk, tmp_path: Path, capsys) -> None:
+    data = make_dvrk(3, 4)
+    base = ["--data", str(data), "--input-size", "24x32", "--val-videos", "1", *TINY]
+    assert main([*base, "--out", str(tmp_path / "a"), "--epochs", "1"]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--epochs", "1", "--init-from", str(tmp_path / "a" / "last.pt")]) == 0
+    tuned = read_checkpoint(tmp_path / "b" / "last.pt")["extra"]
+    assert tuned["state"]["epoch"] == 1 and tuned["scheduler"]["last_epoch"] == tuned["state"]["global_step"]
+    _, meta = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert meta.training["init_from"].endswith("last.pt") and meta.config.base_width == 4
+    assert main([*base, "--out", str(tmp_path / "a"), "--resume", "--init-from", str(tmp_path / "a" / "last.pt")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+
+
 def test_time_budget_stops_cleanly(make_dvrk, tmp_path: Path) -> None:
     data = make_dvrk(2, 4)
     out = tmp_path / "run"

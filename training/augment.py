@@ -20,7 +20,8 @@ import numpy as np
 class AugmentConfig:
     """Ranges and probabilities of each augmentation (set a probability to 0 to disable one)."""
 
-    scale: tuple[float, float] = (0.8, 1.3)
+    scale: tuple[float, float] = (0.75, 1.6)
+    aspect: float = 0.25  # log-uniform x/y stretch: frames of other aspect ratios (16:9, 5:4) squeezed to the input
     translate: float = 0.1  # fraction of width/height
     rotate_deg: float = 12.0
     hflip: float = 0.5
@@ -40,27 +41,41 @@ class AugmentConfig:
 
 
 def affine_matrix(
-    height: int, width: int, scale: float, angle_deg: float, shift: tuple[float, float], hflip: bool, vflip: bool
+    height: int,
+    width: int,
+    scale: float,
+    angle_deg: float,
+    shift: tuple[float, float],
+    hflip: bool,
+    vflip: bool,
+    stretch: float = 1.0,
 ) -> np.ndarray:
-    """2×3 matrix: flip, then rotate/scale about the centre, then shift (pixels)."""
+    """2×3 matrix: flip, stretch x by ``stretch`` and y by ``1/stretch``, rotate/scale about the centre, shift."""
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    flip = np.array([[-1.0 if hflip else 1.0, 0, 0], [0, -1.0 if vflip else 1.0, 0], [0, 0, 1]])
+    flip = np.array([[(-1.0 if hflip else 1.0) * stretch, 0, 0], [0, (-1.0 if vflip else 1.0) / stretch, 0], [0, 0, 1]])
     centre = np.array([[1.0, 0, -cx], [0, 1, -cy], [0, 0, 1]])
     theta = math.radians(angle_deg)
     rot = np.array(
-        [[scale * math.cos(theta), -scale * math.sin(theta), 0], [scale * math.sin(theta), scale * math.cos(theta), 0], [0, 0, 1]]
+        [
+            [scale * math.cos(theta), -scale * math.sin(theta), 0],
+            [scale * math.sin(theta), scale * math.cos(theta), 0],
+            [0, 0, 1],
+        ]
     )
     back = np.array([[1.0, 0, cx + shift[0]], [0, 1, cy + shift[1]], [0, 0, 1]])
     return (back @ rot @ flip @ centre)[:2]
 
 
-def geometric(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+def geometric(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Random scale/translate/rotate/flip of image and mask with one shared affine warp."""
     height, width = mask.shape[:2]
     scale = math.exp(rng.uniform(math.log(cfg.scale[0]), math.log(cfg.scale[1])))
     angle = rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)
+    stretch = math.exp(rng.uniform(-cfg.aspect, cfg.aspect))
     shift = (rng.uniform(-cfg.translate, cfg.translate) * width, rng.uniform(-cfg.translate, cfg.translate) * height)
-    matrix = affine_matrix(height, width, scale, angle, shift, rng.random() < cfg.hflip, rng.random() < cfg.vflip)
+    matrix = affine_matrix(height, width, scale, angle, shift, rng.random() < cfg.hflip, rng.random() < cfg.vflip, stretch)
     image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     mask = cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
     return image, mask

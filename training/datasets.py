@@ -99,7 +99,11 @@ def natural_key(text: str) -> tuple[Any, ...]:
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        ),
         key=lambda p: natural_key(p.stem),
     )
 
@@ -108,7 +112,9 @@ def _by_stem(files: Iterable[Path], folder: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for path in files:
         if path.stem in out:
-            raise DatasetError(f"two files share the stem {path.stem!r} in {folder}: {out[path.stem].name} and {path.name}")
+            raise DatasetError(
+                f"two files share the stem {path.stem!r} in {folder}: {out[path.stem].name} and {path.name}"
+            )
         out[path.stem] = path
     return out
 
@@ -129,7 +135,8 @@ def _pair_folder(images_dir: Path, masks_dir: Path, video: str) -> list[FramePai
     missing_images = [masks[s] for s in masks if s not in images]
     if missing_images:
         raise DatasetError(
-            f"mask {missing_images[0]} has no image in {images_dir} (expected a file with stem {missing_images[0].stem!r})"
+            f"mask {missing_images[0]} has no image in {images_dir} "
+            f"(expected a file with stem {missing_images[0].stem!r})"
             + (f"; {len(missing_images) - 1} more masks lack images" if len(missing_images) > 1 else "")
         )
     return [FramePair(images[s], (masks[s],), video) for s in sorted(images, key=natural_key)]
@@ -222,7 +229,7 @@ def _discover_endovis(root: Path) -> list[Video]:
         frames = []
         for image in _image_files(frames_dir):
             masks = []
-            for label_dir, by_stem in zip(label_dirs, label_maps):
+            for label_dir, by_stem in zip(label_dirs, label_maps, strict=True):
                 if image.stem not in by_stem:
                     raise DatasetError(f"image {image} has no label map in {label_dir} (expected stem {image.stem!r})")
                 masks.append(by_stem[image.stem])
@@ -231,7 +238,9 @@ def _discover_endovis(root: Path) -> list[Video]:
     return videos
 
 
-def discover(root: str | os.PathLike[str], layout: str = "auto", group_by: str | None = DEFAULT_GROUP_BY) -> DatasetIndex:
+def discover(
+    root: str | os.PathLike[str], layout: str = "auto", group_by: str | None = DEFAULT_GROUP_BY
+) -> DatasetIndex:
     """Find and pair every frame under ``root``; check that the first pair is readable.
 
     ``group_by`` only applies to the ``folders`` layout. Raises :class:`DatasetError` with the
@@ -271,7 +280,9 @@ def _read_gray(path: Path) -> np.ndarray:
         raise DatasetError(f"could not read mask {path} (missing, unreadable or not an image)")
     if mask.ndim == 3:
         channels = mask[..., :3]
-        if not (np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])):
+        if not (
+            np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])
+        ):
             raise DatasetError(f"mask {path} is a colour image with differing channels; expected a single-channel mask")
         mask = channels[..., 0]
     if mask.dtype != np.uint8:
@@ -300,7 +311,9 @@ def read_label_union(paths: Sequence[Path]) -> np.ndarray:
     for path in paths:
         labels = _read_gray(path) > 0
         if union is not None and labels.shape != union.shape:
-            raise DatasetError(f"label map {path} is {labels.shape[1]}x{labels.shape[0]}, others are {union.shape[1]}x{union.shape[0]}")
+            raise DatasetError(
+                f"label map {path} is {labels.shape[1]}x{labels.shape[0]}, others are {union.shape[1]}x{union.shape[0]}"
+            )
         union = labels if union is None else union | labels
     assert union is not None
     return union.astype(np.uint8)

@@ -81,14 +81,18 @@ def evaluate_checkpoint(
     with ThreadPoolExecutor(2) as pool, torch.no_grad():
         for video in videos:
             counts = ConfusionCounts()
-            shown = set(np.linspace(0, len(video.frames) - 1, min(grid_frames, len(video.frames))).round().astype(int).tolist())
+            shown = set(
+                np.linspace(0, len(video.frames) - 1, min(grid_frames, len(video.frames))).round().astype(int).tolist()
+            )
             for begin in range(0, len(video.frames), batch_size):
                 pairs = video.frames[begin : begin + batch_size]
                 loaded = list(pool.map(load_pair, pairs))
                 batch = np.stack([_resize_image(image, size) for image, _ in loaded])
                 prob = torch.sigmoid(model(torch.from_numpy(batch).to(device)).float()).cpu()
-                for offset, ((image, mask), pair) in enumerate(zip(loaded, pairs)):
-                    full = F.interpolate(prob[offset : offset + 1], size=mask.shape, mode="bilinear", align_corners=False)
+                for offset, ((image, mask), pair) in enumerate(zip(loaded, pairs, strict=True)):
+                    full = F.interpolate(
+                        prob[offset : offset + 1], size=mask.shape, mode="bilinear", align_corners=False
+                    )
                     pred = (full[0, 0] >= thr).numpy()
                     frame_counts = confusion(pred, mask)
                     counts += frame_counts

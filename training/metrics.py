@@ -54,7 +54,9 @@ class ConfusionCounts:
     def from_tensor(cls, values: torch.Tensor) -> ConfusionCounts:
         """Inverse of :meth:`to_tensor`."""
         v = values.tolist()
-        return cls(int(round(v[0])), int(round(v[1])), int(round(v[2])), int(round(v[3])), float(v[4]), int(round(v[5])))
+        return cls(
+            int(round(v[0])), int(round(v[1])), int(round(v[2])), int(round(v[3])), float(v[4]), int(round(v[5]))
+        )
 
     def metrics(self) -> dict[str, float]:
         """IoU, Dice, precision, recall, accuracy, all-background accuracy and mean per-frame IoU."""
@@ -92,7 +94,9 @@ def confusion(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor
     fn = (~p & t).sum(1)
     tn = (~p & ~t).sum(1)
     union = tp + fp + fn
-    frame_iou = torch.where(union > 0, tp.double() / union.clamp(min=1).double(), torch.ones_like(union, dtype=torch.float64))
+    frame_iou = torch.where(
+        union > 0, tp.double() / union.clamp(min=1).double(), torch.ones_like(union, dtype=torch.float64)
+    )
     return ConfusionCounts(
         int(tp.sum()), int(fp.sum()), int(fn.sum()), int(tn.sum()), float(frame_iou.sum()), int(p.shape[0])
     )

@@ -30,7 +30,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true", help="disable augmentation (for overfitting checks)")
-    p.add_argument("--resume", nargs="?", const="auto", default=None, help="checkpoint, or OUT/last.pt if no value")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        help="checkpoint to resume; no value: OUT/last.pt (a new run if it does not exist yet)",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        help="fine-tune: start from this checkpoint's weights, config and input size with a fresh "
+        "optimiser, schedule and epoch counter",
+    )
     p.add_argument("--patience", type=int, default=10, help="early stopping on val IoU; 0 disables")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA only)")
     p.add_argument("--max-train-minutes", type=float, default=None, help="stop cleanly after this time budget")
@@ -194,7 +206,7 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return F.binary_cross_entropy_with_logits(logits.float(), target) + soft_dice_loss(logits, target)
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01):  # noqa: ANN201 - returns a lambda
+def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> Callable[[int], float]:
     """LR multiplier: linear warm-up to 1, then cosine decay to ``floor``."""
 
     def factor(step: int) -> float:
@@ -231,7 +243,9 @@ def validate(
         prob = torch.sigmoid(logits.float())[:, 0].cpu()
         for i, threshold in enumerate(thresholds):
             totals[i] += confusion(prob >= threshold, target.cpu())
-    reduced = ctx.sum_(torch.stack([t.to_tensor() for t in totals] + [torch.tensor([loss_sum] + [0.0] * 5, dtype=torch.float64)]))
+    reduced = ctx.sum_(
+        torch.stack([t.to_tensor() for t in totals] + [torch.tensor([loss_sum] + [0.0] * 5, dtype=torch.float64)])
+    )
     counts = [ConfusionCounts.from_tensor(row) for row in reduced[:-1]]
     return counts, float(reduced[-1, 0]) / max(1, len(cache))
 
@@ -244,7 +258,9 @@ def model_config(args: argparse.Namespace) -> UNetConfig:
     """The preset named by ``--model`` with ``--width/--depth/--upsample`` overrides."""
     config = preset(args.model)
     overrides = {
-        k: v for k, v in (("base_width", args.width), ("depth", args.depth), ("upsample", args.upsample)) if v is not None
+        k: v
+        for k, v in (("base_width", args.width), ("depth", args.depth), ("upsample", args.upsample))
+        if v is not None
     }
     return replace(config, **overrides) if overrides else config
 
@@ -310,8 +326,15 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         raise ValueError(f"--lr must be positive, got {args.lr}")
 
     resume_path = resolve_resume(args)
+    if resume_path is not None and args.init_from is not None:
+        raise ValueError("--resume and --init-from exclude each other: resume continues a run, init-from starts one")
     payload = read_checkpoint(resume_path) if resume_path else None
-    if payload is not None:
+    init_payload = read_checkpoint(args.init_from) if args.init_from is not None else None
+    if init_payload is not None:
+        meta = ModelMeta.from_dict(json.loads(init_payload["meta_json"]))
+        meta.threshold = 0.5
+        _log(ctx, f"fine-tuning from {args.init_from} (config {meta.config}, input {meta.input_height}x{meta.input_width})")
+    elif payload is not None:
         meta = ModelMeta.from_dict(json.loads(payload["meta_json"]))
         meta.threshold = 0.5
         _log(ctx, f"resuming from {resume_path} (config {meta.config}, input {meta.input_height}x{meta.input_width})")
@@ -325,9 +348,13 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     index = discover(args.data, args.layout, args.group_by)
     videos = subsample(index.videos, args.frame_step)
     train_videos, val_videos = split_videos(videos, args.val_videos, args.seed)
-    _log(ctx, f"data {index.root} ({index.layout}): train {[v.name for v in train_videos]}, val {[v.name for v in val_videos]}")
+    _log(
+        ctx,
+        f"data {index.root} ({index.layout}): "
+        f"train {[v.name for v in train_videos]}, val {[v.name for v in val_videos]}",
+    )
 
-    def cache_progress(desc: str):  # noqa: ANN202
+    def cache_progress(desc: str) -> Callable[[Iterable[Any], int], Iterable[Any]]:
         return lambda it, n: _progress(ctx, it, n, desc)
 
     t0 = time.monotonic()
@@ -362,16 +389,28 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
 
     # ---- model and optimisation
     model = build_segmenter(meta).to(ctx.device)
-    if payload is not None:
-        model.load_state_dict(payload["state_dict"])
-    net: nn.Module = DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None) if ctx.enabled else model
+    for source in (payload, init_payload):
+        if source is not None:
+            model.load_state_dict(source["state_dict"])
+    net: nn.Module = (
+        DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
+        if ctx.enabled
+        else model
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     total_steps = args.epochs * len(loader)
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
-    state: dict[str, Any] = {"epoch": 0, "best_iou": -1.0, "best_epoch": 0, "epochs_since_best": 0, "global_step": 0, "seconds": 0.0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "best_iou": -1.0,
+        "best_epoch": 0,
+        "epochs_since_best": 0,
+        "global_step": 0,
+        "seconds": 0.0,
+    }
     history: list[dict[str, Any]] = []
     best_metrics: dict[str, Any] = {}
     if payload is not None and "extra" in payload:
@@ -397,6 +436,7 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         "augment": not args.no_augment,
         "amp": amp,
         "loss": "bce_with_logits + soft_dice",
+        "init_from": str(args.init_from) if args.init_from is not None else None,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     deadline = start_time + 60 * args.max_train_minutes if args.max_train_minutes is not None else None
@@ -462,7 +502,11 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         improved = scores["iou"] > state["best_iou"]
         if improved:
             state.update(best_iou=scores["iou"], best_epoch=epoch, epochs_since_best=0)
-            best_metrics = {"epoch": epoch, "threshold": 0.5, **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")}}
+            best_metrics = {
+                "epoch": epoch,
+                "threshold": 0.5,
+                **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")},
+            }
         else:
             state["epochs_since_best"] += 1
         meta.training.update(epochs=epoch, seconds=round(state["seconds"], 1))
@@ -498,12 +542,18 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         best_model = build_segmenter(best_meta).to(ctx.device)
         best_model.load_state_dict(best_payload["state_dict"])
         grid_counts, _ = validate(best_model, val_cache, ctx, args.batch_size, THRESHOLD_GRID, amp=amp)
-        threshold_scores = {f"{t:.2f}": c.metrics()["iou"] for t, c in zip(THRESHOLD_GRID, grid_counts)}
-        chosen = max(zip(THRESHOLD_GRID, grid_counts), key=lambda tc: (tc[1].metrics()["iou"], -abs(tc[0] - 0.5)))
+        threshold_scores = {f"{t:.2f}": c.metrics()["iou"] for t, c in zip(THRESHOLD_GRID, grid_counts, strict=True)}
+        chosen = max(
+            zip(THRESHOLD_GRID, grid_counts, strict=True), key=lambda tc: (tc[1].metrics()["iou"], -abs(tc[0] - 0.5))
+        )
         scores = chosen[1].metrics()
         best_meta.threshold = chosen[0]
         best_meta.metrics = {
-            "validation": {"epoch": best_metrics.get("epoch"), "threshold": chosen[0], **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")}},
+            "validation": {
+                "epoch": best_metrics.get("epoch"),
+                "threshold": chosen[0],
+                **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")},
+            },
             "validation_at_0.5": best_metrics,
             "threshold_search_iou": threshold_scores,
             "note": "pooled over val pixels at the input size; threshold = argmax IoU over the grid",
@@ -511,7 +561,9 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         best_metrics = best_meta.metrics["validation"]
         if ctx.main:
             save_checkpoint(best_path, best_model, best_meta, best_payload.get("extra"))
-            _log(ctx, f"threshold {chosen[0]:.2f} picked on validation (IoU {scores['iou']:.4f}); stored in {best_path}")
+            _log(
+                ctx, f"threshold {chosen[0]:.2f} picked on validation (IoU {scores['iou']:.4f}); stored in {best_path}"
+            )
 
     digests = [weights_digest(model)]
     if ctx.enabled:

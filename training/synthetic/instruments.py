@@ -59,10 +59,12 @@ class Light:
 
 def draw_segment(layer: Layer, p0: np.ndarray, p1: np.ndarray, r0: float, r1: float, mat: Material,
                  light: Light, round_end: bool = False, hole: tuple[float, float, float] | None = None,
-                 axial_gain: float = 0.0, stain: tuple[np.ndarray, float, float] | None = None) -> None:
+                 axial_gain: float = 0.0, stain: tuple[np.ndarray, float, float] | None = None,
+                 ribs: tuple[float, float, float] | None = None) -> None:
     """Rasterise a tapered cylinder from p0 (radius r0) to p1 (radius r1) with 1-px anti-aliasing.
 
-    hole = (s_start, s_end, radius_fraction) cuts a window (fenestration); stain = (bgr, amount, phase).
+    hole = (s_start, s_end, radius_fraction) cuts a window (fenestration); stain = (bgr, amount, phase);
+    ribs = (count, amount, phase): fine longitudinal stripes / brushed texture around the circumference.
     """
     hgt, wid = layer.alpha.shape
     r0, r1 = max(r0, 1.0), max(r1, 1.0)  # ≥ 2 px wide: every drawn part has pixels with coverage ≥ 0.5
@@ -119,6 +121,14 @@ def draw_segment(layer: Layer, p0: np.ndarray, p1: np.ndarray, r0: float, r1: fl
     shade = mat.ambient + mat.diffuse * ndotl
     if axial_gain:
         shade = shade * (1 + np.float32(axial_gain) * s)
+    if ribs is not None:
+        count, amount, phase = ribs
+        th = np.arcsin(t)  # angle around the cylinder: stripes run along the axis
+        rib = (np.sin(th * np.float32(count) + np.float32(phase))
+               + 0.6 * np.sin(th * np.float32(count * 2.37) + np.float32(2 * phase) + u * np.float32(0.011))
+               + 0.4 * np.sin(th * np.float32(count * 5.1) + u * np.float32(0.03) + np.float32(3 * phase)))
+        shade = shade * (1 + np.float32(amount / 2.0) * rib)
+        spec = spec * (1 + np.float32(amount * 0.8) * rib)
     col = np.asarray(mat.albedo, np.float32) * shade[..., None] + spec[..., None]
     if stain is not None:
         bgr, amount, phase = stain
@@ -146,8 +156,9 @@ ROBOTIC_TOOLS = ("grasper", "fenestrated", "needle_driver", "scissors", "marylan
 LAP_TOOLS = ("grasper", "fenestrated", "hook", "clip_applier", "scissors", "probe")
 LAP_SHAFT_COLORS = {  # BGR
     "black": (0.05, 0.05, 0.05), "grey": (0.30, 0.30, 0.31), "green": (0.45, 0.55, 0.10),
-    "blue": (0.65, 0.33, 0.12), "silver": (0.62, 0.62, 0.64),
+    "teal": (0.45, 0.50, 0.05), "blue": (0.65, 0.33, 0.12), "silver": (0.62, 0.62, 0.64),
 }
+DARK_PIN = Material((0.03, 0.03, 0.035), 0.5, 0.1, 8, 0.2)
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,11 @@ class Instrument:
     collar: float
     axial_gain: float
     stain: tuple[np.ndarray, float, float] | None
+    shaft_ribs: tuple[float, float, float] | None
+    metal_ribs: tuple[float, float, float] | None
+    clevis_length: float
+    clevis_hole: tuple[float, float, float] | None
+    pins: bool
     base_angle: float
     tip_x: SmoothSignal
     tip_y: SmoothSignal
@@ -181,17 +197,34 @@ class Instrument:
 
     @staticmethod
     def sample(rng: np.random.Generator, width: int, height: int, base_angle: float, tissue_bgr: np.ndarray,
-               withdrawals: bool) -> Instrument:
-        """Sample a random robotic or laparoscopic instrument entering from direction `base_angle`."""
-        robotic = rng.random() < 0.5
-        radius = width * (rng.uniform(0.025, 0.06) if robotic else rng.uniform(0.016, 0.045))
+               withdrawals: bool, close: bool = False) -> Instrument:
+        """Sample a random robotic or laparoscopic instrument entering from direction `base_angle`.
+
+        close = the instrument is near the camera: a much wider shaft (10-25 % of the frame width) and big
+        wrist / jaws, with its tip nearer to the entry border."""
+        robotic = rng.random() < (0.65 if close else 0.5)
+        if close:
+            radius = width * rng.uniform(0.05, 0.12)
+        else:
+            radius = width * (rng.uniform(0.022, 0.06) if robotic else rng.uniform(0.010, 0.04))
         tint = tissue_bgr / max(float(tissue_bgr.max()), 1e-3)
-        metal = Material(_grey(rng, 0.5, 0.85, tint, rng.uniform(0.1, 0.5)), 0.8, rng.uniform(0.5, 1.2),
+        metal = Material(_grey(rng, 0.5, 0.9, tint, rng.uniform(0.1, 0.5)), 0.8, rng.uniform(0.5, 1.3),
                          rng.uniform(10, 50), 0.3)
+        metal_ribs = (float(rng.uniform(30, 110)), float(rng.uniform(0.1, 0.35)), float(rng.uniform(0, 6.28)))
+        clevis_length = radius * rng.uniform(0.9, 1.8)
+        clevis_hole = (float(rng.uniform(0.15, 0.35)), float(rng.uniform(0.6, 0.85)), float(rng.uniform(0.3, 0.55))) \
+            if rng.random() < 0.6 else None
+        pins = bool(rng.random() < 0.75)
+        shaft_ribs = None
         if robotic:
             tool = ROBOTIC_TOOLS[int(rng.integers(len(ROBOTIC_TOOLS)))]
-            shaft = Material(_grey(rng, 0.08, 0.3), rng.uniform(0.6, 0.9), rng.uniform(0.05, 0.3),
-                             rng.uniform(4, 15), 0.25)
+            if rng.random() < 0.6:  # da Vinci style mid-grey shafts (RGB ~70-150) with a soft specular band
+                shaft = Material(_grey(rng, 0.27, 0.6), rng.uniform(0.6, 0.9), rng.uniform(0.15, 0.45),
+                                 rng.uniform(3, 10), 0.3)
+            else:
+                shaft = Material(_grey(rng, 0.06, 0.3), rng.uniform(0.6, 0.9), rng.uniform(0.05, 0.35),
+                                 rng.uniform(4, 15), 0.25)
+            shaft_ribs = (float(rng.uniform(30, 120)), float(rng.uniform(0.06, 0.3)), float(rng.uniform(0, 6.28)))
             band = None
             if rng.random() < 0.4:
                 bc = (0.6, 0.35, 0.12) if rng.random() < 0.5 else _grey(rng, 0.35, 0.6)
@@ -209,6 +242,11 @@ class Instrument:
                 shaft = Material(tuple(float(x) for x in np.clip(base, 0, 1)), 0.85, rng.uniform(0.2, 0.6),
                                  rng.uniform(10, 40), 0.25)
             band = None
+            if rng.random() < 0.3:
+                shaft_ribs = (float(rng.uniform(20, 80)), float(rng.uniform(0.03, 0.12)), float(rng.uniform(0, 6.28)))
+            if rng.random() < 0.6:  # thin dark-grey / black metal tip and jaws
+                metal = Material(_grey(rng, 0.04, 0.22), 0.8, rng.uniform(0.2, 0.8), rng.uniform(10, 40), 0.25)
+                metal_ribs = None
             jaw = metal
             jaw_length = radius * rng.uniform(1.8, 3.5)
             jaw_width = radius * rng.uniform(0.25, 0.45)
@@ -221,15 +259,17 @@ class Instrument:
         if withdrawals and rng.random() < 0.3:
             pulses.append((float(rng.uniform(-20, 300)), float(rng.uniform(8, 25)), float(rng.uniform(0, 60))))
         # tip sits on the side of the frame opposite its entry direction, around the centre
-        cx = 0.5 * width - np.cos(base_angle) * rng.uniform(0.0, 0.2) * width
-        cy = 0.5 * height - np.sin(base_angle) * rng.uniform(0.0, 0.2) * height
+        off = rng.uniform(-0.3, -0.05) if close else rng.uniform(0.0, 0.2)
+        cx = 0.5 * width - np.cos(base_angle) * off * width
+        cy = 0.5 * height - np.sin(base_angle) * off * height
         return Instrument(
             family="robotic" if robotic else "laparoscopic", tool=tool, radius=float(radius),
-            perspective=float(rng.uniform(0.1, 0.9)), shaft=shaft, metal=metal, jaw=jaw, band=band,
+            perspective=float(rng.uniform(0.05, 0.35) if close else rng.uniform(0.1, 0.9)), shaft=shaft, metal=metal, jaw=jaw, band=band,
             band_offset=float(radius * rng.uniform(1.0, 4.0)), band_length=float(radius * rng.uniform(0.4, 1.2)),
             jaw_length=float(jaw_length), jaw_width=float(jaw_width), max_open=float(rng.uniform(0.2, 0.9)),
             collar=float(radius * rng.uniform(0.4, 1.2)), axial_gain=float(rng.uniform(-0.2, 0.4)), stain=stain,
-            base_angle=float(base_angle),
+            shaft_ribs=shaft_ribs, metal_ribs=metal_ribs, clevis_length=float(clevis_length),
+            clevis_hole=clevis_hole, pins=pins, base_angle=float(base_angle),
             tip_x=SmoothSignal.random(rng, amp * width, 50, 400), tip_y=SmoothSignal.random(rng, amp * height, 50, 400),
             center=(float(cx), float(cy)), angle_sig=SmoothSignal.random(rng, rng.uniform(0.1, 0.45), 80, 500),
             wrist_sig=SmoothSignal.random(rng, rng.uniform(0.2, 0.9) if robotic else 0.0, 40, 200),
@@ -250,22 +290,31 @@ class Instrument:
         r_far = r * (1 + self.perspective * 2.0 * diag / wid)
         fwd = -back
         # shaft
-        draw_segment(layer, tip, far, r, r_far, self.shaft, light, axial_gain=self.axial_gain)
+        draw_segment(layer, tip, far, r, r_far, self.shaft, light, axial_gain=self.axial_gain, ribs=self.shaft_ribs)
         if self.band is not None:
             b0 = tip + back * self.band_offset
             draw_segment(layer, b0, b0 + back * self.band_length, r * 1.01, r * 1.02, self.band, light)
         opening = self.max_open * (0.5 + 0.5 * self.open_sig(t))
         if self.family == "robotic":
             # metal clevis, wrist joint, then jaws articulated by the wrist angle
-            c1 = tip + fwd * r * 0.9
-            draw_segment(layer, tip + back * r * 0.3, c1, r * 0.92, r * 0.75, self.metal, light)
+            c1 = tip + fwd * self.clevis_length
+            draw_segment(layer, tip + back * r * 0.3, c1, r * 0.92, r * 0.75, self.metal, light,
+                         hole=self.clevis_hole, ribs=self.metal_ribs)
             tdir = _rot(fwd, self.wrist_sig(t))
             w1 = c1 + tdir * r * 0.7
-            draw_segment(layer, c1 - tdir * r * 0.2, w1, r * 0.55, r * 0.5, self.metal, light, round_end=True)
+            draw_segment(layer, c1 - tdir * r * 0.2, w1, r * 0.55, r * 0.5, self.metal, light, round_end=True,
+                         ribs=self.metal_ribs)
+            if self.pins:  # screws / pins: bright rim, dark hole
+                side = np.array([-fwd[1], fwd[0]])
+                for pc, pr in ((tip + fwd * self.clevis_length * 0.15 + side * r * 0.45, r * 0.14),
+                               (c1 + tdir * r * 0.15, r * 0.2)):
+                    if pr >= 1.5:
+                        draw_segment(layer, pc, pc + fwd * 0.5, pr * 1.5, pr * 1.5, self.metal, light, round_end=True)
+                        draw_segment(layer, pc, pc + fwd * 0.5, pr, pr, DARK_PIN, light, round_end=True)
             self._jaws(layer, w1, tdir, r, opening, light)
         else:
             c1 = tip + fwd * self.collar
-            draw_segment(layer, tip + back * 1.0, c1, r * 0.98, r * 0.7, self.metal, light)
+            draw_segment(layer, tip + back * 1.0, c1, r * 0.98, r * 0.7, self.metal, light, ribs=self.metal_ribs)
             if self.tool == "hook":
                 w = r * 0.16
                 h1 = c1 + fwd * self.jaw_length * 0.8

@@ -10,12 +10,15 @@ from .noise import SmoothSignal
 
 def field_stop(rng: np.random.Generator, height: int, width: int, enabled: bool = True) -> np.ndarray | None:
     """Random field-stop transmission map (float32 0..1, ~1-3 px soft edge) or None for full frame."""
-    kind = rng.choice(["none", "circle", "ellipse", "rounded_rect", "bars"], p=[0.3, 0.2, 0.25, 0.15, 0.1])
-    soft = float(rng.uniform(0.8, 3.0))
-    cx = width / 2 + rng.uniform(-0.03, 0.03) * width
-    cy = height / 2 + rng.uniform(-0.03, 0.03) * height
-    circle_r = rng.uniform(0.47, 0.75) * height
-    ell = (rng.uniform(0.32, 0.55) * width, rng.uniform(0.48, 0.62) * height)
+    kind = rng.choice(["none", "circle", "ellipse", "rounded_rect", "bars"], p=[0.22, 0.3, 0.28, 0.12, 0.08])
+    # edge softness: mostly crisp, sometimes a wide blurry falloff
+    soft = float(rng.uniform(0.8, 3.0) if rng.random() < 0.6 else rng.uniform(3.0, 14.0))
+    off = 0.03 if rng.random() < 0.6 else 0.12  # sometimes clearly off-centre
+    cx = width / 2 + rng.uniform(-off, off) * width
+    cy = height / 2 + rng.uniform(-off, off) * height
+    circle_r = rng.uniform(0.42, 0.75) * height
+    ry = rng.uniform(0.42, 0.68) * height
+    ell = (ry * rng.uniform(0.8, 1.6), ry)
     inset = (rng.uniform(0.0, 0.06) * width, rng.uniform(0.0, 0.06) * height, rng.uniform(0.05, 0.35) * height)
     bars = rng.uniform(0.003, 0.06) * width
     if not enabled or kind == "none":

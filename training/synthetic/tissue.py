@@ -130,12 +130,12 @@ def render_tissue(rng: np.random.Generator, height: int, width: int, occluders: 
         vessel_density += wts[i] * {"peritoneum": 1.0, "bowel": 0.9, "fascia": 0.7, "muscle": 0.6, "fat": 0.5,
                                     "gallbladder": 0.6, "liver": 0.15, "dark": 0.3}[kd]
     vcan = np.zeros((h, w), np.uint8)
-    for _ in range(int(rng.integers(6, 30) * (w * h) / (900 * 700))):
+    for _ in range(int(rng.integers(8, 45) * (w * h) / (900 * 700))):
         _vessel_tree(vcan, rng, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi),
                      scale * rng.uniform(1.5, 6.0), 3, scale)
     vmap = cv2.GaussianBlur(vcan.astype(np.float32) / 255.0, (0, 0), scale * rng.uniform(0.5, 1.5))
     vcol = _jitter(rng, (0.55, 0.05, 0.07) if rng.random() < 0.7 else (0.38, 0.12, 0.28), 0.1)
-    va = np.clip(vmap * vessel_density * rng.uniform(0.4, 0.9), 0, 1)[..., None]
+    va = np.clip(vmap * vessel_density * rng.uniform(0.5, 1.1), 0, 1)[..., None]
     rgb = rgb * (1 - va) + vcol * va
 
     # blood pools and smears baked into the tissue
@@ -174,11 +174,69 @@ def render_tissue(rng: np.random.Generator, height: int, width: int, occluders: 
     rgb = rgb + glint * (np.array([1.0, 0.97, 0.95], np.float32) - rgb)
     rgb = np.clip(rgb, 0, 1)
 
+    # saturation boost: real scenes are strongly pink / red / yellow
+    lum = (rgb @ np.array([0.3, 0.59, 0.11], np.float32))[..., None]
+    rgb = np.clip(lum + (rgb - lum) * np.float32(rng.uniform(1.0, 1.25)), 0, 1)
+    rgb = _hard_negatives(rng, rgb, h, w, scale, shade)
+
     overlay = np.zeros((h, w, 4), np.float32)
     if occluders:
         overlay = _render_occluders(rng, h, w, scale, blood_rgb, rgb)
     color = np.ascontiguousarray(rgb[..., ::-1])
     return TissueTexture(color=color, overlay=overlay, mean_color=color.reshape(-1, 3).mean(0))
+
+
+PALE_COLORS = ((0.90, 0.90, 0.86), (0.78, 0.83, 0.72), (0.78, 0.82, 0.90), (0.93, 0.84, 0.84), (0.85, 0.86, 0.80))
+THREAD_COLORS = ((0.45, 0.20, 0.62), (0.20, 0.30, 0.75), (0.92, 0.92, 0.90), (0.10, 0.35, 0.20), (0.35, 0.25, 0.55))
+
+
+def _hard_negatives(rng: np.random.Generator, rgb: np.ndarray, h: int, w: int, scale: float,
+                    shade: np.ndarray) -> np.ndarray:
+    """Background items that must NOT be segmented: pale glossy organs (gallbladder-like) with big soft
+    highlights, whitish fibrous membranes, and thin sutures / threads."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    lit = (0.55 + 0.45 * np.clip(shade / max(float(shade.max()), 1e-3), 0, 1))[..., None]
+    for _ in range(int(rng.poisson(0.8))):  # pale glossy organ blob
+        cx, cy = rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.15 * h, 0.85 * h)
+        rx, ry = scale * rng.uniform(50, 180), scale * rng.uniform(35, 120)
+        pts = _noisy_polygon(rng, cx, cy, rx, ry, rng.uniform(0, np.pi), 0.25)
+        a = cv2.GaussianBlur(fill_polygon_aa((h, w), pts), (0, 0), scale * rng.uniform(1, 4))
+        dome = cv2.GaussianBlur(a, (0, 0), scale * rng.uniform(15, 35))
+        dome = dome / max(float(dome.max()), 1e-3)
+        col = _jitter(rng, PALE_COLORS[int(rng.integers(len(PALE_COLORS)))], 0.05)
+        body = col * (0.45 + 0.55 * dome)[..., None] * lit
+        sx, sy = cx + rng.normal(0, 0.25) * rx, cy + rng.normal(0, 0.25) * ry
+        sig = scale * rng.uniform(12, 45)
+        hl = np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / (2 * sig * sig)) * rng.uniform(0.5, 1.0)
+        body = body + (hl * dome)[..., None] * (1.0 - body)
+        rgb = rgb * (1 - a[..., None]) + body * a[..., None]
+    for _ in range(int(rng.poisson(0.7))):  # whitish fibrous membrane / fascia sheet
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        pts = _noisy_polygon(rng, cx, cy, scale * rng.uniform(60, 220), scale * rng.uniform(25, 90),
+                             rng.uniform(0, np.pi), 0.5)
+        a = cv2.GaussianBlur(fill_polygon_aa((h, w), pts), (0, 0), scale * rng.uniform(3, 12))
+        ang = rng.uniform(0, np.pi)
+        proj = (xx * np.cos(ang) + yy * np.sin(ang)) / scale
+        fib = 0.5 + 0.5 * np.sin(proj * rng.uniform(0.15, 0.5) + 4 * smooth_noise(rng, h, w, 4))
+        a = a * (rng.uniform(0.35, 0.75) * (0.55 + 0.45 * fib))
+        col = _jitter(rng, (0.95, 0.90, 0.88), 0.04)
+        rgb = rgb * (1 - a[..., None]) + (col * lit) * a[..., None]
+    for _ in range(int(rng.poisson(0.9))):  # suture / thread: thin smooth curve
+        can = np.zeros((h, w), np.uint8)
+        x, y, ang = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi)
+        curv = rng.normal(0, 0.08)
+        pts = [(x, y)]
+        for _ in range(int(rng.integers(10, 40))):
+            curv += rng.normal(0, 0.03)
+            ang += curv
+            x, y = x + scale * 12 * np.cos(ang), y + scale * 12 * np.sin(ang)
+            pts.append((x, y))
+        thick = max(1, int(round(scale * rng.uniform(1.0, 3.0))))
+        cv2.polylines(can, [np.round(np.asarray(pts) * 4).astype(np.int32)], False, 255, thick, cv2.LINE_AA, shift=2)
+        a = (can.astype(np.float32) / 255 * rng.uniform(0.7, 1.0))[..., None]
+        col = _jitter(rng, THREAD_COLORS[int(rng.integers(len(THREAD_COLORS)))], 0.08)
+        rgb = rgb * (1 - a) + col * lit * a
+    return np.clip(rgb, 0, 1).astype(np.float32)
 
 
 def _render_occluders(rng: np.random.Generator, h: int, w: int, scale: float, blood_rgb: np.ndarray,

@@ -57,10 +57,13 @@ class SceneRenderer:
         lo, hi = cfg.min_instruments, cfg.max_instruments
         n = lo + int(min(count_u * (hi - lo + 1), hi - lo)) if hi > lo else lo
         a0 = r.uniform(0, 2 * np.pi)
+        # at most one instrument close to the camera (very wide shaft, big wrist) per scene
+        close_k = int(r.integers(0, max(1, n))) if r.random() < 0.45 else -1
         insts = []
         for k in range(max(3, hi)):
             ang = a0 + k * 2 * np.pi / max(2, n) + r.normal(0, 0.35)
-            insts.append(Instrument.sample(r, width, height, float(ang), self.tissue.mean_color, cfg.withdrawals))
+            insts.append(Instrument.sample(r, width, height, float(ang), self.tissue.mean_color, cfg.withdrawals,
+                                           close=k == close_k))
         order = r.permutation(len(insts))
         self.instruments = [insts[i] for i in order if i < n]
         self.light = Light(float(r.normal(0, 0.35)), float(r.normal(0, 0.35)), 1.0)
