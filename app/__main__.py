@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time surgical instrument segmentation overlay.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            f"keys (window): {KEYS_HELP}\n\n"
+            f"keys (window): {KEYS_HELP}\n(the view keys also apply to the recorded --output)\n\n"
             "sources: camera index (0), /dev/videoN, video file, image folder (numeric order),\n"
             "rtsp:// http(s):// rtmp:// udp:// URL, or a GStreamer pipeline (needs OpenCV with GStreamer).\n"
             "Files are lossless and ordered unless --realtime (the default with a window).\n\n"
@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--reconnect-attempts", type=int, default=0, help="live sources: attempts per outage (0 = forever)"
     )
     model = parser.add_argument_group("model")
-    model.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model checkpoint (.pt)")
+    model.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model checkpoint (.pt) or exported .onnx"
+    )
     model.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="inference backend (default: auto)")
     look = parser.add_argument_group("overlay")
     look.add_argument("--color", type=_color, default=(0, 255, 0), help="mask colour: name, #RRGGBB or R,G,B")
@@ -121,7 +123,7 @@ def load_backend(checkpoint: Path, backend: str) -> InferenceBackend:
     """``create_backend`` with its failures turned into one-line :class:`SetupError` messages."""
     if not checkpoint.is_file():
         hint = " (the shipped model is not trained yet; pass --checkpoint)" if checkpoint == DEFAULT_CHECKPOINT else ""
-        raise SetupError(f"--checkpoint {checkpoint}: no such file (expected a model checkpoint .pt){hint}")
+        raise SetupError(f"--checkpoint {checkpoint}: no such file (expected a model checkpoint .pt or .onnx){hint}")
     try:
         return create_backend(checkpoint, backend)
     except (CheckpointError, BackendUnavailable, ValueError) as error:
@@ -232,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     # OpenCV's own warnings (e.g. probing a missing camera) are noise next to our one-line errors.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING if args.verbose else cv2.utils.logging.LOG_LEVEL_ERROR)
+    cv2.utils.logging.setLogLevel(
+        cv2.utils.logging.LOG_LEVEL_WARNING if args.verbose else cv2.utils.logging.LOG_LEVEL_ERROR
+    )
     try:
         return run(args)
     except SetupError as error:

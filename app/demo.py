@@ -30,19 +30,32 @@ def cache_dir() -> Path:
 
 
 def generated_video(
-    name: str, num_frames: int, width: int, height: int, fps: float = DEMO_FPS, seed: int = DEMO_SEED
+    num_frames: int,
+    width: int,
+    height: int,
+    fps: float = DEMO_FPS,
+    seed: int = DEMO_SEED,
+    generator: str = "auto",
 ) -> Path:
-    """A cached generated video: the surgical-scene generator when present, else :mod:`app.synth`.
+    """A cached generated video: ``scene`` (:mod:`training.synthetic`) or ``shapes`` (:mod:`app.synth`).
 
-    The file name records the generator and parameters, so a change regenerates instead of reusing.
+    ``auto`` picks ``scene`` when that package is importable. The file name records the generator and
+    parameters, so a change regenerates instead of reusing.
     """
-    try:
-        from training.synthetic import write_demo_video  # lazy: heavy, and owned by the training package
-    except ImportError as error:
-        LOG.warning("training.synthetic unavailable (%s); using the simple app.synth generator", error)
-        write_demo_video = None
+    if generator not in ("auto", "scene", "shapes"):
+        raise ValueError(f"generator {generator!r}: expected auto, scene or shapes")
+    write_demo_video = None
+    if generator != "shapes":
+        try:
+            from training.synthetic import write_demo_video  # lazy: heavy, and owned by the training package
+        except ImportError as error:
+            if generator == "scene":
+                raise SetupError(
+                    f"generator 'scene' needs training.synthetic, which did not import: {error}"
+                ) from error
+            LOG.warning("training.synthetic unavailable (%s); using the simple app.synth generator", error)
     generator = "scene" if write_demo_video is not None else "shapes"
-    path = cache_dir() / f"{name}-{generator}-s{seed}-{num_frames}f-{width}x{height}-{fps:g}fps.mp4"
+    path = cache_dir() / f"{generator}-s{seed}-{num_frames}f-{width}x{height}-{fps:g}fps.mp4"
     if path.is_file() and path.stat().st_size > 0:
         return path
     try:
@@ -61,4 +74,4 @@ def generated_video(
 
 def demo_video() -> Path:
     """The default demo video of ``python -m app`` (generated on first use)."""
-    return generated_video("demo", DEMO_FRAMES, *DEMO_SIZE)
+    return generated_video(DEMO_FRAMES, *DEMO_SIZE)

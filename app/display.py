@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.overlay import no_signal_image
+from app.overlay import draw_paused, no_signal_image
 from app.pipeline import CLOSED, EMPTY, Pipeline
 
 LOG = logging.getLogger(__name__)
@@ -86,6 +86,10 @@ class Display:
             return True
         if char == " ":
             view.paused = not view.paused
+            if view.paused and self.last is not None:
+                paused = self.last.copy()
+                draw_paused(paused)
+                cv2.imshow(self.title, paused)
         elif char == "o":
             view.overlay = not view.overlay
         elif char == "m":

@@ -163,7 +163,7 @@ def _text_box(image: np.ndarray, lines: list[str], origin: tuple[int, int], scal
 
 def draw_hud(image: np.ndarray, info: HudInfo) -> None:
     """Figures (top-left) and the key legend (bottom-left), drawn in place."""
-    scale = max(0.4, image.shape[0] / 1500.0)
+    scale = max(0.5, image.shape[0] / 1000.0)
     status = "  PAUSED" if info.paused else ""
     lines = [
         f"{info.fps:5.1f} fps  {info.latency_ms:5.0f} ms latency{status}",
@@ -171,6 +171,12 @@ def draw_hud(image: np.ndarray, info: HudInfo) -> None:
     ]
     _text_box(image, lines, (8, 8), scale)
     _text_box(image, [KEY_LEGEND], (8, image.shape[0]), scale * 0.8)
+
+
+def draw_paused(image: np.ndarray) -> None:
+    """Mark a frozen frame as PAUSED (in place)."""
+    scale = max(0.8, image.shape[0] / 500.0)
+    _text_box(image, ["PAUSED (space to resume)"], (image.shape[1] // 3, image.shape[0] // 2), scale)
 
 
 def no_signal_image(size: tuple[int, int], message: str) -> np.ndarray:

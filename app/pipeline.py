@@ -104,7 +104,7 @@ class PipelineConfig:
     smooth: float = 0.0  #: EMA factor for the probabilities, 0 = off
     style: OverlayStyle = field(default_factory=OverlayStyle)
     max_frames: int | None = None  #: stop after this many captured frames
-    queue_size: int = 2  #: lossless queue depth between stages
+    queue_size: int = 1  #: lossless queue depth between stages (1 is enough to overlap them)
     show: bool = False  #: publish rendered frames (with HUD) for the display
     burn_hud: bool = False  #: draw the HUD into the output video as well
     reconnect_attempts: int = 0  #: live sources: reopen attempts per outage, 0 = forever

@@ -101,7 +101,7 @@ class FrameSource(ABC):
         """Try to reopen a live source after it stopped; ``True`` when frames flow again."""
         return False
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing to release
         """Release the device or file."""
 
 
@@ -138,8 +138,10 @@ class VideoCaptureSource(FrameSource):
         return f"cannot open {self.description}: OpenCV/FFmpeg could not decode it (expected a video file)"
 
     def _open(self) -> bool:
-        capture = cv2.VideoCapture(self.target, self.api, list(self.params)) if self.params else cv2.VideoCapture(
-            self.target, self.api
+        capture = (
+            cv2.VideoCapture(self.target, self.api, list(self.params))
+            if self.params
+            else cv2.VideoCapture(self.target, self.api)
         )
         if not capture.isOpened():
             capture.release()

@@ -14,7 +14,7 @@ import pytest
 from app.__main__ import main
 from app.errors import SetupError
 from app.outputs import VideoOutput
-from app.overlay import OverlayStyle, Overlayer, ViewState, parse_color
+from app.overlay import Overlayer, OverlayStyle, ViewState, parse_color
 from app.pipeline import FrameQueue, Pipeline, PipelineConfig
 from app.sources import FrameSource, ImageFolderSource, open_source
 from app.synth import render_frame, write_test_video
@@ -241,3 +241,23 @@ def test_overlay_blends_only_the_mask() -> None:
 def test_setup_error_is_a_value_error() -> None:
     with pytest.raises(SetupError, match="no such file"):
         open_source("/nonexistent/clip.mp4")
+
+
+def test_corrupt_frame_mid_file_is_counted_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (160, 120))
+    for i in range(20):
+        writer.write(render_frame(i, 160, 120))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG SOI markers
+    assert len(starts) == 20
+    data[starts[10] : starts[10] + 600] = bytes(600)  # wipe frame 10's JPEG header: that read fails
+    path.write_bytes(bytes(data))
+    source = open_source(str(path))
+    indices = []
+    while (frame := source.read()) is not None:
+        assert frame.shape == (120, 160, 3)
+        indices.append(source.index)
+    assert source.corrupt == 1
+    assert indices == [i for i in range(20) if i != 10]

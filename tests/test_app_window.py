@@ -101,7 +101,11 @@ def test_window_shows_overlay_and_keys_work(xvfb: str, tmp_path: Path) -> None:
             pytest.skip("xdotool not installed: key presses not tested")
         xenv = {**os.environ, "DISPLAY": xvfb}
         window = subprocess.run(
-            ["xdotool", "search", "--sync", "--name", WINDOW_TITLE], env=xenv, capture_output=True, text=True, timeout=20
+            ["xdotool", "search", "--sync", "--name", WINDOW_TITLE],
+            env=xenv,
+            capture_output=True,
+            text=True,
+            timeout=20,
         ).stdout.split()
         assert window, "xdotool did not find the window"
         for key in ("s", "q"):

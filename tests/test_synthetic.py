@@ -193,3 +193,19 @@ def test_cli_help():
 def test_full_resolution_speed(tmp_path: Path):
     s = write_dataset(tmp_path / "speed", 2, 20, seed=0, workers=2, progress=False)
     assert s["seconds_per_frame"] < 0.14  # 14 × 300 frames within 10 min on 2 cores
+
+
+def test_field_stop_excluded_and_close_instruments_occur():
+    """Mask is zero wherever the field stop blacks out the image; some scenes show a very wide (close) shaft."""
+    from training.synthetic.video import SceneRenderer
+
+    wide = stopped = 0
+    for seed in range(12):
+        scene = SceneRenderer(seed, W, H, SceneConfig(withdrawals=False))
+        _, mask = scene.render(0)
+        if scene.stop is not None:
+            assert not mask[scene.stop < 0.5].any(), "instrument mask inside the black field-stop area"
+            stopped += 1
+        dist = cv2.distanceTransform((mask > 0).astype(np.uint8), cv2.DIST_L2, 5)
+        wide += dist.max() >= 0.05 * W  # shaft ≥ 10 % of the frame width across
+    assert stopped >= 3 and wide >= 2

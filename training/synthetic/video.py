@@ -123,13 +123,21 @@ class SceneRenderer:
             # instruments are cut by the field stop at its 50 % line (the soft stop then darkens everything),
             # so no partially-stopped instrument sliver can fall below the mask threshold
             cov, col = cov * self.stop_hard, col * self.stop_hard[..., None]
-        bg = self.fx.shadow(bg, cov)
-        img = col + bg * (1 - cov)[..., None]
+        hard = None
         if self.has_overlay:
             ov = cv2.remap(self.tissue.overlay, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             # hard-edged occluders: a soft occluder edge crossing a soft instrument edge would leave sub-pixel
             # slivers of instrument (coverage < 0.5) that no binary mask can represent
             hard = ov[..., 3] >= 0.5
+        if cov.any():
+            # drop anti-aliasing fringe pixels (coverage < 0.5) that are not next to a visible mask pixel, e.g. an
+            # instrument edge running along an occluder edge: nothing unmasked may show instrument beyond 1 px
+            vis = cov >= 0.5 if hard is None else (cov >= 0.5) & ~hard
+            keep = cv2.dilate(vis.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+            cov, col = cov * keep, col * keep[..., None]
+        bg = self.fx.shadow(bg, cov)
+        img = col + bg * (1 - cov)[..., None]
+        if hard is not None:
             ao = hard.astype(np.float32)
             occ = ov[..., :3] / np.maximum(ov[..., 3:], 1e-3)
             img = np.where(hard[..., None], occ, img)

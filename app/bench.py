@@ -1,0 +1,198 @@
+"""``python -m app.bench``: the threaded pipeline against a naive single-thread loop, same video, same run.
+
+For each size (720p and 1080p by default) a generated video (cached, see :mod:`app.demo`) goes through
+
+* **naive**: one thread, read → ``backend.predict`` → overlay → write, frame after frame;
+* **threaded**: :class:`app.pipeline.Pipeline` in lossless file mode (every frame, in order), writing
+  the same overlay video.
+
+Both use the backend ``create_backend`` picks (``--backend``, default ``auto``) and write an mp4.
+Throughput is frames / wall time; latency is per frame from read to written. Prints a table, and
+writes JSON with ``--json``. Targets: ≥ 30 frames/s end to end at 720p; threaded ≥ 1.5× naive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from app.demo import generated_video
+from app.errors import SetupError
+from app.outputs import VideoOutput
+from app.overlay import Overlayer, OverlayStyle, ViewState
+from app.pipeline import Pipeline, PipelineConfig
+from app.sources import open_source
+from app.stats import percentiles
+from engine.backends import BACKEND_NAMES, InferenceBackend, create_backend
+from models.atomic_io import atomic_write_text
+from models.checkpoint import DEFAULT_CHECKPOINT, ModelMeta, build_segmenter, save_checkpoint
+from models.unet import preset
+
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+TARGET_FPS_720P = 30.0
+TARGET_SPEEDUP = 1.5
+
+
+def naive_loop(video: Path, backend: InferenceBackend, output: Path) -> dict[str, Any]:
+    """Single thread: read → infer → overlay → write; throughput and per-frame latency."""
+    capture = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        raise SetupError(f"bench video {video}: cannot be opened")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    writer = VideoOutput(output, fps, size)
+    overlayer = Overlayer(OverlayStyle(), backend.threshold)
+    view = ViewState()
+    latencies: list[float] = []
+    started = time.perf_counter()
+    try:
+        while True:
+            t0 = time.perf_counter()
+            ok, frame = capture.read()
+            if not ok:
+                break
+            mask = overlayer.mask(backend.predict(frame), size)
+            writer.write(overlayer.draw(frame, mask, view))
+            latencies.append((time.perf_counter() - t0) * 1000.0)
+    finally:
+        writer.close()
+        capture.release()
+    wall = time.perf_counter() - started
+    return {"frames": len(latencies), "wall_s": wall, "throughput_fps": len(latencies) / wall, **_ms(latencies)}
+
+
+def threaded_pipeline(video: Path, backend: InferenceBackend, output: Path, queue_size: int) -> dict[str, Any]:
+    """The app's pipeline in lossless file mode on ``video``."""
+    source = open_source(str(video))
+    writer = VideoOutput(output, source.fps, source.frame_size)
+    pipeline = Pipeline(source, backend, PipelineConfig(queue_size=queue_size), video=writer)
+    started = time.perf_counter()
+    try:
+        summary = pipeline.run()
+    finally:
+        source.close()
+    if pipeline.error is not None:
+        raise RuntimeError(str(pipeline.error))
+    wall = time.perf_counter() - started
+    latencies = pipeline.stats.latencies_ms
+    return {"frames": summary["frames"], "wall_s": wall, "throughput_fps": summary["frames"] / wall, **_ms(latencies)}
+
+
+def _ms(latencies: list[float]) -> dict[str, float | None]:
+    return {f"latency_{k}_ms": v for k, v in percentiles(latencies).items()}
+
+
+def bench_checkpoint(path: Path | None, workdir: Path) -> Path:
+    """``path``, else the shipped model, else a random-weights ``fast`` model (same cost as a trained one)."""
+    if path is not None:
+        if not path.is_file():
+            raise SetupError(f"--checkpoint {path}: no such file (expected a model checkpoint .pt or .onnx)")
+        return path
+    if DEFAULT_CHECKPOINT.is_file():
+        return DEFAULT_CHECKPOINT
+    meta = ModelMeta(config=preset("fast"))
+    print(f"note: {DEFAULT_CHECKPOINT} not found; using a random-weights 'fast' model", file=sys.stderr)
+    return save_checkpoint(workdir / "fast-random.pt", build_segmenter(meta), meta)
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """The printed table."""
+    header = f"{'video':<8}{'mode':<10}{'frames':>7}{'fps':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'speed-up':>10}"
+    lines = [header, "-" * len(header)]
+    for row in results:
+        for mode in ("naive", "threaded"):
+            r = row[mode]
+            speedup = f"{row['speedup']:.2f}x" if mode == "threaded" else ""
+            lines.append(
+                f"{row['video']:<8}{mode:<10}{r['frames']:>7}{r['throughput_fps']:>8.1f}"
+                f"{r['latency_p50_ms']:>9.1f}{r['latency_p95_ms']:>9.1f}{r['latency_p99_ms']:>9.1f}{speedup:>10}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, help="model (default: shipped model, else random-weights 'fast')")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="inference backend (default auto)")
+    parser.add_argument("--sizes", default="720p,1080p", help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument("--frames", type=int, default=300, help="frames per video (default 300)")
+    parser.add_argument(
+        "--generator", choices=("auto", "scene", "shapes"), default="auto", help="video generator (default auto)"
+    )
+    parser.add_argument("--queue-size", type=int, default=1, help="pipeline queue depth (default 1)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown or args.frames < 10:
+        print(f"error: --sizes {args.sizes} / --frames {args.frames}: expected sizes from {list(SIZES)}, frames ≥ 10")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="surgseg-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            checkpoint = bench_checkpoint(args.checkpoint, workdir)
+            backend = create_backend(checkpoint, args.backend)
+            videos = {name: generated_video(args.frames, *SIZES[name], generator=args.generator) for name in sizes}
+        except (SetupError, ValueError, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        described = backend.describe()
+        print(f"backend: {described}; {os.cpu_count()} CPUs; OpenCV threads {cv2.getNumThreads()}")
+        warm = np.zeros((*backend.input_size, 3), np.uint8)
+        for _ in range(5):
+            backend.predict(warm)
+        results = []
+        for name, video in videos.items():
+            load = os.getloadavg()[0]
+            naive = naive_loop(video, backend, workdir / f"naive-{name}.mp4")
+            threaded = threaded_pipeline(video, backend, workdir / f"threaded-{name}.mp4", args.queue_size)
+            results.append(
+                {
+                    "video": name,
+                    "path": str(video),
+                    "size": list(SIZES[name]),
+                    "naive": naive,
+                    "threaded": threaded,
+                    "speedup": threaded["throughput_fps"] / naive["throughput_fps"],
+                    "load_average_before": load,
+                }
+            )
+        backend.close()
+    print(format_table(results))
+    checks = []
+    for row in results:
+        if row["video"] == "720p":
+            checks.append(f"720p threaded {row['threaded']['throughput_fps']:.1f} fps (target ≥ {TARGET_FPS_720P:g})")
+        checks.append(f"{row['video']} speed-up {row['speedup']:.2f}x (target ≥ {TARGET_SPEEDUP:g}x)")
+    print("; ".join(checks))
+    if args.json is not None:
+        report = {
+            "backend": described,
+            "checkpoint": str(checkpoint),
+            "cpus": os.cpu_count(),
+            "machine": platform.platform(),
+            "opencv": cv2.__version__,
+            "frames_per_video": args.frames,
+            "queue_size": args.queue_size,
+            "results": results,
+            "targets": {"fps_720p": TARGET_FPS_720P, "speedup": TARGET_SPEEDUP},
+        }
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
