@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model checkpoint (.pt) or exported .onnx"
     )
     model.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="inference backend (default: auto)")
+    model.add_argument(
+        "--threads", type=_positive_int, help="CPU inference threads (ONNX Runtime; default: all physical cores)"
+    )
     look = parser.add_argument_group("overlay")
     look.add_argument("--color", type=_color, default=(0, 255, 0), help="mask colour: name, #RRGGBB or R,G,B")
     look.add_argument("--alpha", type=_fraction(0.0, 1.0), default=0.45, help="mask opacity 0..1 (default 0.45)")
@@ -119,13 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_backend(checkpoint: Path, backend: str) -> InferenceBackend:
+def load_backend(checkpoint: Path, backend: str, threads: int | None = None) -> InferenceBackend:
     """``create_backend`` with its failures turned into one-line :class:`SetupError` messages."""
     if not checkpoint.is_file():
         hint = " (the shipped model is not trained yet; pass --checkpoint)" if checkpoint == DEFAULT_CHECKPOINT else ""
         raise SetupError(f"--checkpoint {checkpoint}: no such file (expected a model checkpoint .pt or .onnx){hint}")
     try:
-        return create_backend(checkpoint, backend)
+        return create_backend(checkpoint, backend, threads=threads)
     except (CheckpointError, BackendUnavailable, ValueError) as error:
         raise SetupError(f"--checkpoint {checkpoint} --backend {backend}: {error}") from error
 
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             check_output_file(path, option)
     with ExitStack() as stack:
-        backend = load_backend(args.checkpoint, args.backend)
+        backend = load_backend(args.checkpoint, args.backend, args.threads)
         stack.callback(backend.close)
         if args.source is None:
             from app.demo import demo_video
@@ -184,10 +187,10 @@ def run(args: argparse.Namespace) -> int:
         options = CaptureOptions(width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc)
         source: FrameSource = open_source(args.source, options)
         stack.callback(source.close)
+        masks = MaskWriter(args.save_masks) if args.save_masks is not None else None
         video = VideoOutput(output, source.fps, source.frame_size) if output is not None else None
         if video is not None:
             stack.callback(video.close)
-        masks = MaskWriter(args.save_masks) if args.save_masks is not None else None
         realtime = args.realtime if args.realtime is not None else show
         config = PipelineConfig(
             realtime=bool(realtime) and not source.live,

@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--generator", choices=("auto", "scene", "shapes"), default="auto", help="video generator (default auto)"
     )
+    parser.add_argument("--threads", type=int, help="CPU inference threads (ONNX Runtime; default: all physical cores)")
     parser.add_argument("--queue-size", type=int, default=1, help="pipeline queue depth (default 1)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -143,13 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tmp)
         try:
             checkpoint = bench_checkpoint(args.checkpoint, workdir)
-            backend = create_backend(checkpoint, args.backend)
+            backend = create_backend(checkpoint, args.backend, threads=args.threads)
             videos = {name: generated_video(args.frames, *SIZES[name], generator=args.generator) for name in sizes}
         except (SetupError, ValueError, RuntimeError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         described = backend.describe()
-        print(f"backend: {described}; {os.cpu_count()} CPUs; OpenCV threads {cv2.getNumThreads()}")
+        print(
+            f"backend: {described}; {os.cpu_count()} CPUs; OpenCV threads {cv2.getNumThreads()}; "
+            f"load average {os.getloadavg()[0]:.2f} (other processes share these CPUs)"
+        )
         warm = np.zeros((*backend.input_size, 3), np.uint8)
         for _ in range(5):
             backend.predict(warm)

@@ -6,10 +6,10 @@ Cache directory: ``$SURGSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/surgical-seg``, 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from app.errors import SetupError
+from engine.paths import cache_root
 
 LOG = logging.getLogger(__name__)
 
@@ -20,13 +20,8 @@ DEMO_FPS = 25.0
 
 
 def cache_dir() -> Path:
-    """The directory for generated demo/bench videos (not created here)."""
-    explicit = os.environ.get("SURGSEG_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "surgical-seg"
+    """The directory for generated demo/bench videos (not created here): the project's cache root."""
+    return cache_root()
 
 
 def generated_video(
@@ -54,7 +49,12 @@ def generated_video(
                     f"generator 'scene' needs training.synthetic, which did not import: {error}"
                 ) from error
             LOG.warning("training.synthetic unavailable (%s); using the simple app.synth generator", error)
-    generator = "scene" if write_demo_video is not None else "shapes"
+    if write_demo_video is not None:
+        from training.synthetic import GENERATOR_VERSION
+
+        generator = f"scene{GENERATOR_VERSION}"
+    else:
+        generator = "shapes"
     path = cache_dir() / f"{generator}-s{seed}-{num_frames}f-{width}x{height}-{fps:g}fps.mp4"
     if path.is_file() and path.stat().st_size > 0:
         return path

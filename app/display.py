@@ -56,12 +56,15 @@ class Display:
         """Show frames until the pipeline finishes or the user quits (must run on the main thread)."""
         pipeline = self.pipeline
         shown_no_signal = False
+        message = ""
         while True:
             item = pipeline.display.get(timeout=0.01)
             if item is CLOSED:
                 break
             if pipeline.no_signal is not None:
-                cv2.imshow(self.title, no_signal_image(pipeline.source.frame_size, pipeline.no_signal))
+                if not shown_no_signal or message != pipeline.no_signal:
+                    message = pipeline.no_signal
+                    cv2.imshow(self.title, no_signal_image(pipeline.source.frame_size, message))
                 shown_no_signal = True
             elif item is not EMPTY:
                 self.last = item

@@ -73,6 +73,15 @@ class FrameQueue:
             self._cond.notify_all()
             return True
 
+    def wait_for_room(self, cancel: threading.Event) -> bool:
+        """Block until :meth:`put` would not wait (always at once in ``latest_wins`` mode); ``False`` if cancelled."""
+        with self._cond:
+            while not self.latest_wins and len(self._items) >= self.maxsize:
+                if cancel.is_set():
+                    return False
+                self._cond.wait(POLL_S)
+            return True
+
     def get(self, timeout: float = POLL_S) -> Any:
         """The oldest item, :data:`EMPTY` after ``timeout`` or :data:`CLOSED` once closed and drained."""
         with self._cond:
@@ -252,6 +261,10 @@ class Pipeline:
                     else:
                         self._stop.wait(POLL_S)
                     continue
+                # Lossless mode: read only when the frame can be queued at once, so its capture
+                # timestamp is not inflated by waiting for room (end-to-end latency stays honest).
+                if not self.to_infer.wait_for_room(self._stop):
+                    break
                 frame = source.read()
                 if frame is None:
                     if source.live and self._reconnect():

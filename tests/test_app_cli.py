@@ -33,8 +33,9 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def started_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def started_threads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     """Names of the threads started during the test (``Thread.start`` is wrapped, not replaced)."""
+    monkeypatch.chdir(tmp_path)  # the default out/overlay.mp4 must not land in the repository
     names: list[str] = []
     original = threading.Thread.start
 

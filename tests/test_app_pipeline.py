@@ -261,3 +261,35 @@ def test_corrupt_frame_mid_file_is_counted_and_skipped(tmp_path: Path) -> None:
         indices.append(source.index)
     assert source.corrupt == 1
     assert indices == [i for i in range(20) if i != 10]
+
+
+def test_http_stream_that_ends_is_reconnected(backend: InferenceBackend, tmp_path: Path) -> None:
+    """A real HTTP stream (an MJPG AVI served by http.server): when it ends, the app reconnects."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (160, 120))
+    for i in range(15):
+        writer.write(render_frame(i, 160, 120))
+    writer.release()
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, name="test-http", daemon=True).start()
+    try:
+        source = open_source(f"http://127.0.0.1:{server.server_address[1]}/clip.avi")
+        assert source.live and source.frame_size == (160, 120)
+        config = PipelineConfig(max_frames=40, backoff_initial_s=0.05)
+        pipeline = Pipeline(source, backend, config)
+        summary = pipeline.run()
+        source.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert pipeline.error is None and summary["captured"] == 40
+    assert summary["reconnects"] >= 2  # 15-frame clip, 40 frames wanted
+    assert summary["stop_reason"] == "max frames"

@@ -132,7 +132,7 @@ def test_available_backends_lists_every_name_with_reasons() -> None:
     status = available_backends()
     assert tuple(status) == CONCRETE_BACKENDS
     assert status["torch-cpu"] is None
-    for name, reason in status.items():
+    for _name, reason in status.items():
         assert reason is None or (isinstance(reason, str) and reason)
 
 

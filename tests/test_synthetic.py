@@ -24,7 +24,7 @@ def test_determinism_and_seed_dependence():
     a = _frames(3, 3)
     b = _frames(3, 3)
     c = _frames(4, 3)
-    for (fa, ma), (fb, mb) in zip(a, b):
+    for (fa, ma), (fb, mb) in zip(a, b, strict=False):
         assert np.array_equal(fa, fb) and np.array_equal(ma, mb)
     assert not np.array_equal(a[0][0], c[0][0])
     # frame i does not depend on the requested length
@@ -42,7 +42,7 @@ def test_frame_and_mask_format():
 def test_instrument_statistics_across_videos():
     coverages, multi = [], 0
     for seed in range(8):
-        for frame, mask in _frames(seed, 40, w=120, h=96)[::8]:
+        for _frame, mask in _frames(seed, 40, w=120, h=96)[::8]:
             coverages.append(np.count_nonzero(mask) / mask.size)
             n, _ = cv2.connectedComponents((mask > 0).astype(np.uint8))
             multi += (n - 1) >= 2
@@ -70,7 +70,7 @@ def test_mask_is_exactly_the_visible_instrument(seed):
     plate = SceneConfig(draw_instruments=False).without_post_effects()
     kernel = np.ones((5, 5), np.uint8)  # 2 px dilation (chessboard distance)
     checked = 0
-    for (f1, m1), (f0, m0) in zip(_frames(seed, 12, clean, 200, 150)[::3], _frames(seed, 12, plate, 200, 150)[::3]):
+    for (f1, m1), (f0, m0) in zip(_frames(seed, 12, clean, 200, 150)[::3], _frames(seed, 12, plate, 200, 150)[::3], strict=False):
         assert not m0.any(), "background plate must have an empty mask"
         diff = np.abs(f1.astype(np.int16) - f0.astype(np.int16)).max(-1) > 0
         band = cv2.dilate(m1, kernel) > 0

@@ -64,11 +64,12 @@ def available_backends() -> dict[str, str | None]:
     return {name: backend_unavailable(name) for name in CONCRETE_BACKENDS}
 
 
-def _construct(name: str, model_path: Path, precision: str) -> InferenceBackend:
+def _construct(name: str, model_path: Path, precision: str, threads: int | None) -> InferenceBackend:
     if name == "tensorrt":
         return TensorRTBackend(model_path, precision=precision)
     if name.startswith("onnxruntime-"):
-        return OnnxRuntimeBackend(model_path, provider=name.removeprefix("onnxruntime-"), precision=precision)
+        return OnnxRuntimeBackend(model_path, provider=name.removeprefix("onnxruntime-"), precision=precision,
+                                  threads=threads)
     model, meta = load_model_source(model_path)
     if name == "torch-cuda":
         return TorchBackend(model, meta, device="cuda", half=precision != "fp32")
@@ -81,10 +82,13 @@ def create_backend(
     model_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT,
     backend: str = "auto",
     precision: str = "auto",
+    threads: int | None = None,
 ) -> InferenceBackend:
     """Build the backend named ``backend`` (or the best available for ``"auto"``) for a ``.pt`` or ``.onnx`` model.
 
     ``precision``: ``"auto"`` (FP16 on GPUs, FP32 on the CPU), ``"fp32"`` or ``"fp16"``.
+    ``threads``: CPU threads for ONNX Runtime (default: physical cores); a pipeline that decodes
+    and encodes video on the same machine may leave a core to those stages.
     Raises :class:`BackendUnavailable` when an explicitly named backend cannot run here.
     """
     if backend not in BACKEND_NAMES:
@@ -96,7 +100,7 @@ def create_backend(
         reason = backend_unavailable(backend)
         if reason:
             raise BackendUnavailable(f"{backend}: {reason}")
-        return _construct(backend, model_path, precision)
+        return _construct(backend, model_path, precision, threads)
     skipped: list[str] = []
     for name in AUTO_ORDER:
         reason = backend_unavailable(name)
@@ -104,7 +108,7 @@ def create_backend(
             skipped.append(reason if reason.startswith(name) else f"{name}: {reason}")
             continue
         try:
-            chosen = _construct(name, model_path, precision)
+            chosen = _construct(name, model_path, precision, threads)
         except BackendUnavailable as error:
             skipped.append(f"{name}: {error}")
             continue

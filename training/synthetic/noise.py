@@ -50,7 +50,7 @@ class SmoothSignal:
                    tuple(float(p) for p in rng.uniform(0, 2 * np.pi, components)))
 
     def __call__(self, t: float) -> float:
-        return float(sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in zip(self.amps, self.freqs, self.phases)))
+        return float(sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in zip(self.amps, self.freqs, self.phases, strict=False)))
 
 
 def smoothstep(x: float) -> float:
