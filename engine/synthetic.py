@@ -1,41 +1,25 @@
-"""Deterministic test material: drawn surgical-like frames and random-weight models with non-trivial masks.
+"""Deterministic test material: generated surgical frames and random-weight models with non-trivial masks.
 
 Used by ``verify``, ``bench``, ``gpu_check`` and the tests; nothing here needs a dataset.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
 from models.checkpoint import ModelMeta, build_segmenter
 from models.frame_model import FrameSegmenter
 from models.unet import UNetConfig
+from training.synthetic import generate_video
 
 
 def draw_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """``count`` BGR ``uint8`` frames ``N×H×W×3``: textured reddish tissue with grey instrument shafts."""
-    if count < 1 or height < 8 or width < 8:
-        raise ValueError(f"need count >= 1 and a frame of at least 8x8, got {count} frames of {height}x{width}")
-    rng = np.random.default_rng(seed)
-    frames = np.empty((count, height, width, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    for index in range(count):
-        noise = rng.normal(0.0, 1.0, (height // 8 + 1, width // 8 + 1)).astype(np.float32)
-        texture = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
-        shade = 0.6 + 0.4 * np.cos((xx - width / 2) / width * 2.5) * np.cos((yy - height / 2) / height * 2.5)
-        base = np.stack([40 + 20 * texture, 50 + 25 * texture, 150 + 50 * texture], axis=-1) * shade[..., None]
-        frame = np.clip(base, 0, 255).astype(np.uint8)
-        for _ in range(int(rng.integers(1, 4))):
-            start = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-            end = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-            grey = int(rng.integers(140, 230))
-            thickness = max(2, int(min(height, width) * rng.uniform(0.04, 0.1)))
-            cv2.line(frame, start, end, (grey, grey, grey + 10 if grey < 245 else grey), thickness, cv2.LINE_AA)
-            cv2.circle(frame, end, thickness, (grey - 30, grey - 30, grey - 20), -1, cv2.LINE_AA)
-        frames[index] = cv2.GaussianBlur(frame, (3, 3), 0)
-    return frames
+    """``count`` BGR ``uint8`` frames ``N×H×W×3`` of a generated surgical scene (the project's generator)."""
+    if count < 1:
+        raise ValueError(f"need count >= 1, got {count}")
+    frames = [frame for frame, _ in generate_video(seed, count, width=width, height=height)]
+    return np.stack(frames)
 
 
 def random_model(
