@@ -189,12 +189,6 @@ def test_cli_help():
     assert proc.returncode == 0 and "dataset" in proc.stdout and "video" in proc.stdout
 
 
-@pytest.mark.slow
-def test_full_resolution_speed(tmp_path: Path):
-    s = write_dataset(tmp_path / "speed", 2, 20, seed=0, workers=2, progress=False)
-    assert s["seconds_per_frame"] < 0.14  # 14 × 300 frames within 10 min on 2 cores
-
-
 def test_field_stop_excluded_and_close_instruments_occur():
     """Mask is zero wherever the field stop blacks out the image; some scenes show a very wide (close) shaft."""
     from training.synthetic.video import SceneRenderer
