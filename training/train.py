@@ -10,7 +10,7 @@ Loss: BCE-with-logits + soft Dice. Optimiser: AdamW with linear warm-up then cos
 training resolution (``training.evaluate`` scores at the original mask resolution).
 
 Outputs in ``--out``: ``metrics.csv``, ``metrics.json``, ``curves.png``, ``last.pt`` (every
-epoch, with optimiser/scheduler/scaler state for ``--resume``) and ``best.pt`` (best validation
+epoch, with optimiser/scheduler/scaler state for ``--resume``) and ``best.pt`` (weights and metadata only, best validation
 IoU). After training the decision threshold is picked on the validation split (maximum IoU over
 0.30, 0.35, ..., 0.70 with the best weights) and stored in ``best.pt``'s ModelMeta.threshold
 (``--no-pick-threshold`` keeps 0.5).
@@ -513,8 +513,8 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         meta.metrics = {"validation": best_metrics, "note": "pooled over val pixels at the input size"}
         if ctx.main:
             save(args.out / "last.pt", meta)
-            if improved:
-                save(args.out / "best.pt", meta)
+            if improved:  # weights and metadata only: best.pt is what gets shipped
+                save_checkpoint(args.out / "best.pt", model, meta)
             write_metrics(args.out, history, {"best": best_metrics})
         _log(
             ctx,
@@ -560,7 +560,7 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         }
         best_metrics = best_meta.metrics["validation"]
         if ctx.main:
-            save_checkpoint(best_path, best_model, best_meta, best_payload.get("extra"))
+            save_checkpoint(best_path, best_model, best_meta)
             _log(
                 ctx, f"threshold {chosen[0]:.2f} picked on validation (IoU {scores['iou']:.4f}); stored in {best_path}"
             )
