@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -111,3 +113,14 @@ def test_checkpoint_with_mismatched_weights_is_rejected(tmp_path) -> None:
 def test_all_presets_are_valid_configs() -> None:
     for name, config in PRESETS.items():
         assert UNetConfig.from_dict(config.to_dict()) == config, name
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path) -> None:
+    from models.atomic_io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "report.json", "{}")
+    assert path.read_text() == "{}"
+    mode = path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
