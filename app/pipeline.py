@@ -315,16 +315,21 @@ class Pipeline:
             delay = min(delay * 2.0, config.backoff_max_s)
         return False
 
+    def _next_item(self, queue: FrameQueue) -> Any | None:
+        """The next item of ``queue``; ``None`` once it is closed and drained or the pipeline aborts."""
+        while True:
+            item = queue.get()
+            if item is EMPTY:
+                if self._abort.is_set():
+                    return None
+                continue
+            if item is CLOSED or self._abort.is_set():
+                return None
+            return item
+
     def _infer(self) -> None:
         try:
-            while True:
-                item = self.to_infer.get()
-                if item is EMPTY:
-                    if self._abort.is_set():
-                        return
-                    continue
-                if item is CLOSED or self._abort.is_set():
-                    return
+            while (item := self._next_item(self.to_infer)) is not None:
                 self._current["inference"] = item.times.index
                 item.times.infer_start = self.stats.now()
                 item.probability = self.backend.predict(item.image)
@@ -341,14 +346,7 @@ class Pipeline:
         interval_ema: float | None = None
         last_end: float | None = None
         try:
-            while True:
-                item = self.to_render.get()
-                if item is EMPTY:
-                    if self._abort.is_set():
-                        return
-                    continue
-                if item is CLOSED or self._abort.is_set():
-                    return
+            while (item := self._next_item(self.to_render)) is not None:
                 times: FrameTimes = item.times
                 self._current["render"] = times.index
                 height, width = item.image.shape[:2]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,3 +57,16 @@ class FrameSegmenter(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Return logits ``N×1×H×W`` for ``uint8`` BGR frames ``N×H×W×3``."""
         return self.unet(self.normalise(frames))
+
+
+def resize_to_input(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a ``uint8`` BGR frame to the model input ``size`` (height, width) on the CPU.
+
+    Area interpolation when shrinking (no aliasing of thin instruments), bilinear otherwise; the
+    frame is returned unchanged when it already has that size.
+    """
+    height, width = size
+    if frame.shape[:2] == (height, width):
+        return frame
+    shrinking = frame.shape[0] > height or frame.shape[1] > width
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -24,13 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, weights_digest
+from models.frame_model import resize_to_input
 from training.datasets import DEFAULT_GROUP_BY, LAYOUTS, DatasetError, discover, load_pair, subsample
 from training.metrics import METRIC_NAMES, ConfusionCounts, confusion
 from training.plots import grid_row, write_grid
@@ -39,14 +39,6 @@ SCORING_NOTE = (
     "model run at the checkpoint input size; probabilities upsampled bilinearly to each mask's original "
     "resolution, then thresholded; metrics pooled over all pixels (mean_frame_iou = mean of per-frame IoU)"
 )
-
-
-def _resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    shrinking = height < image.shape[0] and width < image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def evaluate_checkpoint(
@@ -87,7 +79,7 @@ def evaluate_checkpoint(
             for begin in range(0, len(video.frames), batch_size):
                 pairs = video.frames[begin : begin + batch_size]
                 loaded = list(pool.map(load_pair, pairs))
-                batch = np.stack([_resize_image(image, size) for image, _ in loaded])
+                batch = np.stack([resize_to_input(image, size) for image, _ in loaded])
                 prob = torch.sigmoid(model(torch.from_numpy(batch).to(device)).float()).cpu()
                 for offset, ((image, mask), pair) in enumerate(zip(loaded, pairs, strict=True)):
                     full = F.interpolate(

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import cv2
 import numpy as np
 
 from models.checkpoint import ModelMeta
+from models.frame_model import resize_to_input
 
 
 class BackendUnavailable(RuntimeError):
@@ -79,12 +79,7 @@ class InferenceBackend(ABC):
     def resize_frame(self, frame: np.ndarray) -> np.ndarray:
         """Resize a BGR frame to the input size (area interpolation when shrinking)."""
         self.check_frame(frame)
-        height, width = self.input_size
-        if frame.shape[:2] == (height, width):
-            return frame
-        shrinking = frame.shape[0] > height or frame.shape[1] > width
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        return cv2.resize(frame, (width, height), interpolation=interpolation)
+        return resize_to_input(frame, self.input_size)
 
     def predict(self, frame: np.ndarray) -> np.ndarray:
         """One BGR frame of any size → ``float32`` instrument probability at the input size."""
