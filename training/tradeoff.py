@@ -63,7 +63,8 @@ def measure(
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of :func:`measure` rows."""
     lines = [
-        "| width | depth | params (M) | input | median ms | p95 ms | frames/s | IoU | Dice | train min (this run, to best epoch) | checkpoint |",
+        "| width | depth | params (M) | input | median ms | p95 ms | frames/s | IoU | Dice "
+        "| train min (this run, to best epoch) | checkpoint |",
         "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
