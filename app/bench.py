@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default="720p,1080p", help=f"comma-separated, of {', '.join(SIZES)}")
     parser.add_argument("--frames", type=int, default=300, help="frames per video (default 300)")
     parser.add_argument(
-        "--generator", choices=("auto", "scene", "shapes"), default="auto", help="video generator (default auto)"
+        "--generator", choices=("scene", "shapes"), default="scene", help="video generator (default scene)"
     )
     parser.add_argument("--threads", type=int, help="CPU inference threads (ONNX Runtime; default: all physical cores)")
     parser.add_argument("--queue-size", type=int, default=1, help="pipeline queue depth (default 1)")

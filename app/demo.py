@@ -30,31 +30,20 @@ def generated_video(
     height: int,
     fps: float = DEMO_FPS,
     seed: int = DEMO_SEED,
-    generator: str = "auto",
+    generator: str = "scene",
 ) -> Path:
-    """A cached generated video: ``scene`` (:mod:`training.synthetic`) or ``shapes`` (:mod:`app.synth`).
+    """A cached generated video: ``scene`` (the surgical generator, :mod:`training.synthetic`) or
+    ``shapes`` (:mod:`app.synth`: fast numbered frames for tests).
 
-    ``auto`` picks ``scene`` when that package is importable. The file name records the generator and
-    parameters, so a change regenerates instead of reusing.
+    The file name records the generator (and its version) and the parameters, so a change
+    regenerates instead of reusing.
     """
-    if generator not in ("auto", "scene", "shapes"):
-        raise ValueError(f"generator {generator!r}: expected auto, scene or shapes")
-    write_demo_video = None
-    if generator != "shapes":
-        try:
-            from training.synthetic import write_demo_video  # lazy: heavy, and owned by the training package
-        except ImportError as error:
-            if generator == "scene":
-                raise SetupError(
-                    f"generator 'scene' needs training.synthetic, which did not import: {error}"
-                ) from error
-            LOG.warning("training.synthetic unavailable (%s); using the simple app.synth generator", error)
-    if write_demo_video is not None:
-        from training.synthetic import GENERATOR_VERSION
+    if generator == "scene":
+        from training.synthetic import GENERATOR_VERSION  # lazy: heavy, and owned by the training package
 
         generator = f"scene{GENERATOR_VERSION}"
-    else:
-        generator = "shapes"
+    elif generator != "shapes":
+        raise ValueError(f"generator {generator!r}: expected scene or shapes")
     path = cache_dir() / f"{generator}-s{seed}-{num_frames}f-{width}x{height}-{fps:g}fps.mp4"
     if path.is_file() and path.stat().st_size > 0:
         return path
@@ -63,7 +52,9 @@ def generated_video(
     except OSError as error:
         raise SetupError(f"cache directory {path.parent} cannot be created: {error} (set SURGSEG_CACHE_DIR)") from error
     LOG.warning("generating %s (%d frames, %dx%d) once; cached for later runs", path, num_frames, width, height)
-    if write_demo_video is not None:
+    if generator != "shapes":
+        from training.synthetic import write_demo_video
+
         write_demo_video(path, seed=seed, num_frames=num_frames, width=width, height=height, fps=fps)
     else:
         from app.synth import write_test_video

@@ -1,6 +1,6 @@
 """A small, dependency-free test-video generator (moving instrument-like shapes on a tissue-like background).
 
-Used by the tests, by the bench when :mod:`training.synthetic` is unavailable, and as the demo's fallback.
+Used by the tests and by `python -m app.bench --generator shapes` (fast numbered frames, no scene detail).
 Each frame shows its index in the top-left corner so ordering can be checked by eye.
 """
 
