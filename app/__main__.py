@@ -22,6 +22,7 @@ import cv2
 
 from app.display import KEYS_HELP, Display, display_available
 from app.errors import SetupError
+from app.inference_plan import plan_inference
 from app.outputs import MaskWriter, VideoOutput, check_output_file
 from app.overlay import OverlayStyle, parse_color
 from app.pipeline import Pipeline, PipelineConfig
@@ -100,7 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="inference backend (default: auto)")
     model.add_argument(
-        "--threads", type=_positive_int, help="CPU inference threads (ONNX Runtime; default: all physical cores)"
+        "--threads",
+        type=_positive_int,
+        help="CPU threads per inference call (default: the cores split between the inference workers)",
+    )
+    model.add_argument(
+        "--inference-workers",
+        type=_positive_int,
+        help="concurrent inference threads (default: 2 on CPU backends, 1 on GPU backends)",
     )
     look = parser.add_argument_group("overlay")
     look.add_argument("--color", type=_color, default=(0, 255, 0), help="mask colour: name, #RRGGBB or R,G,B")
@@ -178,8 +186,17 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             check_output_file(path, option)
     with ExitStack() as stack:
-        backend = load_backend(args.checkpoint, args.backend, args.threads)
+        try:
+            plan = plan_inference(args.backend, args.inference_workers, args.threads)
+        except ValueError as error:
+            raise SetupError(str(error)) from error
+        backend = load_backend(args.checkpoint, args.backend, plan.threads)
         stack.callback(backend.close)
+        workers = plan.workers
+        if workers > 1 and not backend.concurrent_calls:
+            if args.inference_workers is not None:
+                raise SetupError(f"--inference-workers {workers}: backend {backend.name} takes one worker")
+            workers = 1
         if args.source is None:
             from app.demo import demo_video
 
@@ -200,10 +217,15 @@ def run(args: argparse.Namespace) -> int:
             show=show,
             burn_hud=args.burn_hud,
             reconnect_attempts=args.reconnect_attempts,
+            inference_workers=workers,
         )
         stats = StatsRecorder(keep_frames=args.stats is not None)
         pipeline = Pipeline(source, backend, config, video=video, masks=masks, stats=stats)
-        print(f"{source.description} → {backend.describe()}" + (f" → {output}" if output else ""), flush=True)
+        print(
+            f"{source.description} → {backend.describe()}, {workers} inference worker(s)"
+            + (f" → {output}" if output else ""),
+            flush=True,
+        )
         display = Display(pipeline, args.screenshot_dir) if show else None
         previous = _install_signal_handlers(pipeline)
         try:

@@ -5,8 +5,12 @@
   fps) use a one-slot latest-frame-wins queue: a stale frame is replaced and counted as dropped, so
   latency never builds up. A live source that stops delivering shows NO SIGNAL and is reopened with
   exponential back-off.
-* **inference** calls ``backend.predict`` on the full frame (GPU backends resize on the device).
-* **render** smooths the probability, draws the overlay, writes the video and mask PNGs, records the
+* **inference** calls ``backend.predict`` on the full frame (GPU backends resize on the device). On
+  CPU backends whose runtime is thread-safe, ``inference_workers`` threads share the backend and run
+  frames concurrently (each with few intra-op threads): on 2 cores this gives more frames per second
+  than one call spread over both cores. Each frame gets a sequence number when it is taken for
+  inference, and the render stage restores that order.
+* **render** puts frames back in order, smooths the probability, draws the overlay, writes the video and mask PNGs, records the
   timestamps and publishes the frame for the display (which runs on the main thread).
 
 Stopping: :meth:`Pipeline.request_stop` ends capture and lets the queued frames drain, so the output
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +119,7 @@ class PipelineConfig:
     style: OverlayStyle = field(default_factory=OverlayStyle)
     max_frames: int | None = None  #: stop after this many captured frames
     queue_size: int = 1  #: lossless queue depth between stages (1 is enough to overlap them)
+    inference_workers: int = 1  #: concurrent inference threads (needs ``backend.concurrent_calls`` when > 1)
     show: bool = False  #: publish rendered frames (with HUD) for the display
     burn_hud: bool = False  #: draw the HUD into the output video as well
     reconnect_attempts: int = 0  #: live sources: reopen attempts per outage, 0 = forever
@@ -126,6 +132,7 @@ class _Item:
     times: FrameTimes
     image: np.ndarray
     probability: np.ndarray | None = None
+    sequence: int = -1  #: order of arrival at inference; the render stage writes frames in this order
 
 
 class Pipeline:
@@ -140,6 +147,13 @@ class Pipeline:
         masks: MaskWriter | None = None,
         stats: StatsRecorder | None = None,
     ) -> None:
+        if config.inference_workers < 1:
+            raise ValueError(f"inference_workers must be at least 1, got {config.inference_workers}")
+        if config.inference_workers > 1 and not backend.concurrent_calls:
+            raise ValueError(
+                f"inference_workers={config.inference_workers}: backend {backend.name} does not support concurrent "
+                "calls (only CPU backends do); use 1"
+            )
         self.source = source
         self.backend = backend
         self.config = config
@@ -166,6 +180,9 @@ class Pipeline:
         self._lock = threading.Lock()
         self._current: dict[str, int | None] = {"capture": None, "inference": None, "render": None}
         self._threads: list[threading.Thread] = []
+        self._take_lock = threading.Lock()  # taking a frame for inference and numbering it is one step
+        self._next_sequence = 0
+        self._workers_left = config.inference_workers
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -173,8 +190,13 @@ class Pipeline:
         """Start the capture, inference and render threads."""
         if self._threads:
             raise RuntimeError("pipeline already started")
-        for stage, body in (("render", self._render), ("inference", self._infer), ("capture", self._capture)):
-            thread = threading.Thread(target=self._run_stage, args=(stage, body), name=f"surgseg-{stage}", daemon=True)
+        stages = [("render", "render", self._render)]
+        stages += [("inference", f"inference-{k}", self._infer) for k in range(self.config.inference_workers)]
+        stages.append(("capture", "capture", self._capture))
+        for stage, thread_name, body in stages:
+            thread = threading.Thread(
+                target=self._run_stage, args=(stage, body), name=f"surgseg-{thread_name}", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
 
@@ -226,6 +248,7 @@ class Pipeline:
             stop_reason=self.stop_reason or ("error" if self.error else "end of stream"),
             error=str(self.error) if self.error else None,
             queue_high_water={"to_infer": self.to_infer.high_water, "to_render": self.to_render.high_water},
+            inference_workers=self.config.inference_workers,
         )
 
     @property
@@ -327,9 +350,19 @@ class Pipeline:
                 return None
             return item
 
+    def _take_for_inference(self) -> _Item | None:
+        """The next frame for an inference worker, numbered in the order frames are taken."""
+        with self._take_lock:
+            item = self._next_item(self.to_infer)
+            if item is not None:
+                item.sequence = self._next_sequence
+                self._next_sequence += 1
+            return item
+
     def _infer(self) -> None:
+        """One inference worker; the last one to finish closes the queue to the render stage."""
         try:
-            while (item := self._next_item(self.to_infer)) is not None:
+            while (item := self._take_for_inference()) is not None:
                 self._current["inference"] = item.times.index
                 item.times.infer_start = self.stats.now()
                 item.probability = self.backend.predict(item.image)
@@ -337,7 +370,23 @@ class Pipeline:
                 if not self.to_render.put(item, self._abort):
                     return
         finally:
-            self.to_render.close()
+            with self._lock:
+                self._workers_left -= 1
+                last = self._workers_left == 0
+            if last:
+                self.to_render.close()
+
+    def _in_order(self) -> Iterator[_Item]:
+        """Items of the render queue in inference-sequence order (workers may finish out of order).
+
+        At most ``inference_workers + queue_size`` items wait here, so memory stays bounded."""
+        waiting: dict[int, _Item] = {}
+        expected = 0
+        while (item := self._next_item(self.to_render)) is not None:
+            waiting[item.sequence] = item
+            while expected in waiting:
+                yield waiting.pop(expected)
+                expected += 1
 
     def _render(self) -> None:
         config = self.config
@@ -346,7 +395,7 @@ class Pipeline:
         interval_ema: float | None = None
         last_end: float | None = None
         try:
-            while (item := self._next_item(self.to_render)) is not None:
+            for item in self._in_order():
                 times: FrameTimes = item.times
                 self._current["render"] = times.index
                 height, width = item.image.shape[:2]

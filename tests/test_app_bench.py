@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.bench import main
+from app.bench import MODES, main
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
 
@@ -25,9 +25,14 @@ def test_bench_writes_json_for_naive_and_threaded(
     data = json.loads(report.read_text())
     (row,) = data["results"]
     assert row["video"] == "720p" and row["size"] == [1280, 720]
-    for mode in ("naive", "threaded"):
+    plan = data["inference_plan"]
+    expected = ["naive-1t", "naive", *(["threaded-1w"] if plan["workers"] > 1 else []), "threaded"]
+    assert [mode for mode in MODES if mode in row] == expected  # the CPU backend: the single-thread loop too
+    for mode in expected:
         assert row[mode]["frames"] == 12
         assert row[mode]["throughput_fps"] > 0
         assert row[mode]["latency_p50_ms"] <= row[mode]["latency_p99_ms"]
-    assert row["speedup"] > 0 and data["backend"]
+    assert row["speedup_baseline"] == "naive-1t"
+    assert row["speedup"] == pytest.approx(row["threaded"]["throughput_fps"] / row["naive-1t"]["throughput_fps"])
+    assert row["speedup_vs_naive"] > 0 and data["backend"] and data["pipeline_backend"]
     assert list((tmp_path / "cache").glob("shapes-*-12f-1280x720-*.mp4"))  # cached for the next run

@@ -13,10 +13,12 @@ import pytest
 
 from app.__main__ import main
 from app.errors import SetupError
+from app.inference_plan import InferencePlan, plan_inference
 from app.outputs import VideoOutput
 from app.overlay import Overlayer, OverlayStyle, ViewState, parse_color
 from app.pipeline import FrameQueue, Pipeline, PipelineConfig
 from app.sources import FrameSource, ImageFolderSource, open_source
+from app.stats import StatsRecorder
 from app.synth import render_frame, write_test_video
 from engine.backends import InferenceBackend, create_backend
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
@@ -293,3 +295,84 @@ def test_http_stream_that_ends_is_reconnected(backend: InferenceBackend, tmp_pat
     assert pipeline.error is None and summary["captured"] == 40
     assert summary["reconnects"] >= 2  # 15-frame clip, 40 frames wanted
     assert summary["stop_reason"] == "max frames"
+
+
+class UnevenBackend(InferenceBackend):
+    """A real CPU backend whose every third call is slow, so concurrent workers finish out of order."""
+
+    name = "uneven"
+    concurrent_calls = True
+
+    def __init__(self, inner: InferenceBackend) -> None:
+        super().__init__(inner.meta)
+        self.inner = inner
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        with self.lock:
+            call = self.calls
+            self.calls += 1
+        if call % 3 == 0:
+            time.sleep(0.03)
+        return self.inner.infer(frames)
+
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def test_several_inference_workers_keep_file_order(backend: InferenceBackend, video: Path, tmp_path: Path) -> None:
+    assert backend.concurrent_calls  # the CPU backends chosen here allow concurrent calls
+    outputs = {}
+    for workers in (1, 3):
+        source = open_source(str(video))
+        out = VideoOutput(tmp_path / f"w{workers}.mp4", source.fps, source.frame_size)
+        stats = StatsRecorder(keep_frames=True)
+        config = PipelineConfig(inference_workers=workers, queue_size=2)
+        pipeline = Pipeline(source, UnevenBackend(backend), config, video=out, stats=stats)
+        summary = pipeline.run()
+        source.close()
+        assert pipeline.error is None and summary["frames"] == 40 and summary["inference_workers"] == workers
+        assert [f.index for f in stats.frames] == list(range(40))  # rendered in input order
+        finished = [f.index for f in sorted(stats.frames, key=lambda f: f.infer_end)]
+        if workers > 1:
+            assert finished != sorted(finished)  # workers really did finish out of order
+        outputs[workers] = decode_all(tmp_path / f"w{workers}.mp4")
+    assert len(outputs[1]) == len(outputs[3]) == 40
+    for one, three in zip(outputs[1], outputs[3], strict=True):
+        assert np.array_equal(one, three)
+
+
+def test_several_workers_need_a_backend_that_allows_concurrent_calls(backend: InferenceBackend, video: Path) -> None:
+    source = open_source(str(video))
+    try:
+        with pytest.raises(ValueError, match="does not support concurrent calls"):
+            Pipeline(source, FailingBackend(backend, fail_at=99), PipelineConfig(inference_workers=2))
+        with pytest.raises(ValueError, match="at least 1"):
+            Pipeline(source, backend, PipelineConfig(inference_workers=0))
+    finally:
+        source.close()
+
+
+def test_inference_plan() -> None:
+    cpu = plan_inference("onnxruntime-cpu", None, None, cores=2)
+    assert (cpu.workers, cpu.threads) == (2, 1)
+    assert plan_inference("onnxruntime-cpu", None, None, cores=16) == InferencePlan("onnxruntime-cpu", 2, 8)
+    assert plan_inference("torch-cpu", None, None, cores=1) == InferencePlan("torch-cpu", 1, 1)
+    assert plan_inference("onnxruntime-cpu", 1, None, cores=8) == InferencePlan("onnxruntime-cpu", 1, None)
+    assert plan_inference("onnxruntime-cpu", 3, 2, cores=8) == InferencePlan("onnxruntime-cpu", 3, 2)
+    assert plan_inference("tensorrt", None, None, cores=8) == InferencePlan("tensorrt", 1, None)
+    with pytest.raises(ValueError, match="runs on a GPU"):
+        plan_inference("torch-cuda", 2, None)
+    with pytest.raises(ValueError, match="--threads 0"):
+        plan_inference("onnxruntime-cpu", None, 0)
+    assert plan_inference("auto", None, None).backend in ("tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")

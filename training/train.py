@@ -59,6 +59,7 @@ from training.datasets import (
     split_videos,
     subsample,
 )
+from training.ema import WeightEMA
 from training.metrics import METRIC_NAMES, ConfusionCounts, confusion
 from training.plots import write_curves
 
@@ -117,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="fine-tune: start from this checkpoint's weights, config and input size with a fresh "
         "optimiser, schedule and epoch counter",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.999,
+        help="decay of the weight average that is validated and shipped (0 disables; default 0.999)",
     )
     p.add_argument("--patience", type=int, default=10, help="early stopping on val IoU; 0 disables")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA only)")
@@ -402,6 +409,9 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    if not 0.0 <= args.ema < 1.0:
+        raise ValueError(f"--ema must be in [0, 1), got {args.ema}")
+    ema = WeightEMA(model, args.ema) if args.ema > 0 else None
 
     state: dict[str, Any] = {
         "epoch": 0,
@@ -422,6 +432,8 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         state.update(extra["state"])
         history = list(extra["history"])
         best_metrics = dict(extra.get("best_metrics", {}))
+        if ema is not None and "ema" in extra:
+            ema.load_state_dict(extra["ema"])
     elif payload is not None:
         _log(ctx, f"note: {resume_path} holds no training state; only the weights are reused")
 
@@ -436,6 +448,7 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         "augment": not args.no_augment,
         "amp": amp,
         "loss": "bce_with_logits + soft_dice",
+        "ema_decay": args.ema,
         "init_from": str(args.init_from) if args.init_from is not None else None,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -453,6 +466,8 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
             "history": history,
             "best_metrics": best_metrics,
         }
+        if ema is not None:
+            extra["ema"] = ema.state_dict()
         save_checkpoint(path, model, epoch_meta, extra)
 
     first_epoch = int(state["epoch"]) + 1
@@ -476,6 +491,8 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update(model)
             state["global_step"] += 1
             loss_sum += float(loss.detach()) * len(frames)
             seen += len(frames)
@@ -483,8 +500,12 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
                 time_up = True
                 break
         sync_buffers(model, ctx)
+        validated = model
+        if ema is not None:
+            sync_buffers(ema.model, ctx)
+            validated = ema.model
         train_totals = ctx.sum_(torch.tensor([loss_sum, float(seen)], dtype=torch.float64))
-        (counts,), val_loss = validate(model, val_cache, ctx, args.batch_size, amp=amp)
+        (counts,), val_loss = validate(validated, val_cache, ctx, args.batch_size, amp=amp)
         scores = counts.metrics()
         state["epoch"] = epoch
         state["seconds"] = run_seconds_before + time.monotonic() - start_time
@@ -514,7 +535,7 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         if ctx.main:
             save(args.out / "last.pt", meta)
             if improved:  # weights and metadata only: best.pt is what gets shipped
-                save_checkpoint(args.out / "best.pt", model, meta)
+                save_checkpoint(args.out / "best.pt", validated, meta)
             write_metrics(args.out, history, {"best": best_metrics})
         _log(
             ctx,

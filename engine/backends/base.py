@@ -28,6 +28,9 @@ class InferenceBackend(ABC):
 
     #: Short identifier, e.g. ``"onnxruntime-cpu"``, ``"torch-cuda"``, ``"tensorrt"``.
     name: str = "abstract"
+    #: Whether :meth:`infer`/:meth:`predict` may run in several threads at once (CPU backends whose
+    #: runtime is thread-safe). A pipeline uses this to run more than one inference worker.
+    concurrent_calls: bool = False
 
     def __init__(self, meta: ModelMeta) -> None:
         self.meta = meta

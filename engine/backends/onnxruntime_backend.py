@@ -109,6 +109,8 @@ class OnnxRuntimeBackend(InferenceBackend):
             raise BackendUnavailable(f"onnxruntime could not start {PROVIDERS[provider]} (active: {active})")
         self.threads = options.intra_op_num_threads
         self.active_provider = active[0]
+        # InferenceSession.run is thread-safe; on the CPU concurrent runs add throughput, on a GPU they only queue.
+        self.concurrent_calls = self.active_provider == "CPUExecutionProvider"
 
     def describe(self) -> str:
         """Backend, provider, precision and threads."""

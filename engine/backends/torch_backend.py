@@ -74,6 +74,8 @@ class TorchBackend(InferenceBackend):
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.cuda_graphs = cuda_graphs
         self.name = "torch-cuda" if on_cuda else "torch-cpu"
+        # A CPU forward in inference mode is thread-safe; CUDA calls share one stream (and CUDA graphs' buffers).
+        self.concurrent_calls = not on_cuda
         model = model.to(self.device).eval()
         if self.half:
             model = model.half()

@@ -1,0 +1,71 @@
+"""How many inference workers the pipeline runs, and how many CPU threads each backend call gets.
+
+On the CPU a small U-Net does not scale well over intra-op threads: on the 2-core reference machine
+one ONNX Runtime call on 2 threads gave 55–58 frames/s, two concurrent calls on 1 thread each 67–74
+frames/s (``python -m app.bench`` compares the pipeline with one and with the planned workers).
+So on CPU backends the pipeline runs two workers and splits the cores between them; GPU backends
+run one worker (their calls would only queue on the device).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from engine.backends.factory import AUTO_ORDER, backend_unavailable
+
+#: Backends that run on the host CPU (their calls are thread-safe and may overlap).
+CPU_BACKENDS = ("onnxruntime-cpu", "torch-cpu")
+#: Inference workers on CPU backends when not given.
+DEFAULT_CPU_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """Workers and per-call CPU threads for one pipeline."""
+
+    backend: str  #: the backend name the plan was made for (``auto`` resolved)
+    workers: int
+    threads: int | None  #: CPU threads per backend call; ``None``: the backend's default
+
+    def describe(self) -> str:
+        """One line for logs and bench reports."""
+        threads = "backend default" if self.threads is None else str(self.threads)
+        return f"{self.workers} inference worker(s), {threads} thread(s) each"
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def resolve_backend_name(backend: str) -> str:
+    """The backend ``create_backend(..., backend)`` will try first (``auto`` → first available)."""
+    if backend != "auto":
+        return backend
+    for name in AUTO_ORDER:
+        if backend_unavailable(name) is None:
+            return name
+    return AUTO_ORDER[-1]
+
+
+def plan_inference(backend: str, workers: int | None, threads: int | None, cores: int | None = None) -> InferencePlan:
+    """Workers and threads for ``backend``; explicit ``workers``/``threads`` win over the defaults.
+
+    Raises ``ValueError`` for a count below 1, or several workers on a GPU backend."""
+    for option, value in (("--inference-workers", workers), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} {value}: expected a whole number ≥ 1")
+    name = resolve_backend_name(backend)
+    cores = usable_cores() if cores is None else cores
+    if name not in CPU_BACKENDS:
+        if workers is not None and workers > 1:
+            raise ValueError(
+                f"--inference-workers {workers}: backend {name} runs on a GPU and takes one worker; "
+                f"several workers need a CPU backend ({', '.join(CPU_BACKENDS)})"
+            )
+        return InferencePlan(name, 1, threads)
+    chosen = workers if workers is not None else max(1, min(DEFAULT_CPU_WORKERS, cores))
+    if threads is None and (workers is None or chosen > 1):
+        threads = max(1, cores // chosen)
+    return InferencePlan(name, chosen, threads)
