@@ -150,7 +150,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
     fps = summary["throughput_fps"]
     lines = [
-        f"backend     {summary['backend']}",
+        f"backend     {summary['backend']}, {summary['inference_workers']} inference worker(s)",
         f"source      {summary['source']} ({summary['frame_size'][0]}x{summary['frame_size'][1]}, {summary['mode']})",
         f"frames      {summary['frames']} rendered, {summary['captured']} captured, "
         f"{summary['dropped']} dropped, {summary['corrupt']} corrupt",

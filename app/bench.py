@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -64,7 +65,7 @@ def naive_loop(video: Path, backend: InferenceBackend, output: Path) -> dict[str
     overlayer = Overlayer(OverlayStyle(), backend.threshold)
     view = ViewState()
     latencies: list[float] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), process_cpu_seconds()
     try:
         while True:
             t0 = time.perf_counter()
@@ -77,8 +78,14 @@ def naive_loop(video: Path, backend: InferenceBackend, output: Path) -> dict[str
     finally:
         writer.close()
         capture.release()
-    wall = time.perf_counter() - started
-    return {"frames": len(latencies), "wall_s": wall, "throughput_fps": len(latencies) / wall, **_ms(latencies)}
+    wall, cpu = time.perf_counter() - started, process_cpu_seconds() - cpu_started
+    return {
+        "frames": len(latencies),
+        "wall_s": wall,
+        "throughput_fps": len(latencies) / wall,
+        "cpu_cores_busy": cpu / wall,
+        **_ms(latencies),
+    }
 
 
 def threaded_pipeline(video: Path, backend: InferenceBackend, output: Path, queue_size: int, workers: int = 1) -> dict[str, Any]:
@@ -87,16 +94,28 @@ def threaded_pipeline(video: Path, backend: InferenceBackend, output: Path, queu
     writer = VideoOutput(output, source.fps, source.frame_size)
     config = PipelineConfig(queue_size=queue_size, inference_workers=workers)
     pipeline = Pipeline(source, backend, config, video=writer)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), process_cpu_seconds()
     try:
         summary = pipeline.run()
     finally:
         source.close()
     if pipeline.error is not None:
         raise RuntimeError(str(pipeline.error))
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, process_cpu_seconds() - cpu_started
     latencies = pipeline.stats.latencies_ms
-    return {"frames": summary["frames"], "wall_s": wall, "throughput_fps": summary["frames"] / wall, **_ms(latencies)}
+    return {
+        "frames": summary["frames"],
+        "wall_s": wall,
+        "throughput_fps": summary["frames"] / wall,
+        "cpu_cores_busy": cpu / wall,
+        **_ms(latencies),
+    }
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (how many cores a mode kept busy)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _ms(latencies: list[float]) -> dict[str, float | None]:
@@ -130,7 +149,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
             r = row[mode]
             versus = [f"{r['throughput_fps'] / row[base]['throughput_fps']:.2f}x" if base in row else "" for base in ("naive-1t", "naive")]
             lines.append(
-                f"{row['video']:<8}{mode:<13}{r['frames']:>7}{r['throughput_fps']:>8.1f}"
+                f"{row['video']:<8}{mode:<13}{r['frames']:>7}{r['throughput_fps']:>8.1f}{r['cpu_cores_busy']:>7.2f}"
                 f"{r['latency_p50_ms']:>9.1f}{r['latency_p95_ms']:>9.1f}{r['latency_p99_ms']:>9.1f}"
                 f"{versus[0] if mode.startswith('threaded') else '':>13}{versus[1] if mode.startswith('threaded') else '':>10}"
             )

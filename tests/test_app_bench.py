@@ -29,7 +29,7 @@ def test_bench_writes_json_for_naive_and_threaded(
     expected = ["naive-1t", "naive", *(["threaded-1w"] if plan["workers"] > 1 else []), "threaded"]
     assert [mode for mode in MODES if mode in row] == expected  # the CPU backend: the single-thread loop too
     for mode in expected:
-        assert row[mode]["frames"] == 12
+        assert row[mode]["frames"] == 12 and row[mode]["cpu_cores_busy"] > 0
         assert row[mode]["throughput_fps"] > 0
         assert row[mode]["latency_p50_ms"] <= row[mode]["latency_p99_ms"]
     assert row["speedup_baseline"] == "naive-1t"

@@ -11,6 +11,7 @@ import torch
 from conftest import write_dvrk_video
 
 from models.checkpoint import load_checkpoint, read_checkpoint
+from training.ema import WeightEMA
 from training.train import main
 
 TINY = ["--width", "4", "--depth", "2", "--batch-size", "4", "--workers", "1", "--threads", "1"]
@@ -37,6 +38,8 @@ def test_resume_continues_epochs_and_optimizer(make_dvrk, tmp_path: Path) -> Non
     # Adam's step counters and the scheduler continue from the first run instead of restarting.
     assert all(s["step"] == 2 * steps_per_epoch for s in second["optimizer"]["state"].values())
     assert second["scheduler"]["last_epoch"] == 2 * steps_per_epoch
+    # The weight average resumes too: one update per optimiser step over both runs.
+    assert first["ema"]["updates"] == steps_per_epoch and second["ema"]["updates"] == 2 * steps_per_epoch
     rows = _csv_rows(out / "metrics.csv")
     assert [r["epoch"] for r in rows] == ["1", "2"]
     summary = json.loads((out / "metrics.json").read_text())
@@ -98,3 +101,30 @@ def test_overfits_a_few_frames(tmp_path: Path) -> None:
     _, meta = load_checkpoint(out / "best.pt")
     assert meta.metrics["validation"]["iou"] >= 0.85  # at the picked threshold
     assert meta.metrics["validation"]["iou"] >= meta.metrics["validation_at_0.5"]["iou"]
+
+
+def test_weight_ema_tracks_the_model_with_warm_up() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    ema = WeightEMA(model, 0.99)
+    start = {k: v.clone() for k, v in ema.model.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(4, 1, 8, 8))  # training-mode BN: running stats and the batch counter move
+    assert ema.current_decay() == pytest.approx(0.1)  # warm-up: (1 + 0) / (10 + 0)
+    ema.update(model)
+    averaged, current = ema.model.state_dict(), model.state_dict()
+    expected = 0.1 * start["0.weight"] + 0.9 * current["0.weight"]
+    assert torch.allclose(averaged["0.weight"], expected)
+    assert torch.allclose(averaged["1.running_mean"], 0.1 * start["1.running_mean"] + 0.9 * current["1.running_mean"])
+    assert int(averaged["1.num_batches_tracked"]) == 1  # integer buffers are copied, not averaged
+    assert not any(p.requires_grad for p in ema.model.parameters())
+    for _ in range(2000):
+        ema.update(model)
+    assert ema.current_decay() == 0.99
+    assert torch.allclose(ema.model.state_dict()["0.weight"], current["0.weight"], atol=1e-5)
+    restored = WeightEMA(model, 0.99)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == ema.updates
+    with pytest.raises(ValueError, match="decay"):
+        WeightEMA(model, 1.0)

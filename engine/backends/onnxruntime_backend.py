@@ -114,7 +114,7 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     def describe(self) -> str:
         """Backend, provider, precision and threads."""
-        return f"{self.name} ({self.active_provider}, {self.precision}, {self.threads} threads)"
+        return f"{self.name} ({self.active_provider}, {self.precision}, {self.threads} thread{'' if self.threads == 1 else 's'})"
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
         """``uint8`` BGR ``N×H×W×3`` → ``float32`` logits ``N×1×H×W``."""
