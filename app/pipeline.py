@@ -178,7 +178,8 @@ class Pipeline:
         self._abort = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._current: dict[str, int | None] = {"capture": None, "inference": None, "render": None}
+        #: The frame index each stage thread is working on (thread-local: several inference workers).
+        self._current = threading.local()
         self._threads: list[threading.Thread] = []
         self._take_lock = threading.Lock()  # taking a frame for inference and numbering it is one step
         self._next_sequence = 0
@@ -264,7 +265,7 @@ class Pipeline:
         except BaseException as error:  # noqa: B036 - any failure must stop the whole pipeline
             with self._lock:
                 if self.error is None:
-                    self.error = StageError(stage, self._current[stage], error)
+                    self.error = StageError(stage, getattr(self._current, "index", None), error)
             LOG.debug("stage %s failed", stage, exc_info=True)
             self.abort(f"{stage} error")
 
@@ -293,7 +294,7 @@ class Pipeline:
                     if source.live and self._reconnect():
                         continue
                     break
-                self._current["capture"] = source.index
+                self._current.index = source.index
                 now = self.stats.now()
                 if paced:
                     if pace_start is None:
@@ -363,7 +364,7 @@ class Pipeline:
         """One inference worker; the last one to finish closes the queue to the render stage."""
         try:
             while (item := self._take_for_inference()) is not None:
-                self._current["inference"] = item.times.index
+                self._current.index = item.times.index
                 item.times.infer_start = self.stats.now()
                 item.probability = self.backend.predict(item.image)
                 item.times.infer_end = self.stats.now()
@@ -397,7 +398,7 @@ class Pipeline:
         try:
             for item in self._in_order():
                 times: FrameTimes = item.times
-                self._current["render"] = times.index
+                self._current.index = times.index
                 height, width = item.image.shape[:2]
                 mask = overlayer.mask(smoother(item.probability), (width, height))
                 image = overlayer.draw(item.image, mask, self.view)
