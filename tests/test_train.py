@@ -128,3 +128,18 @@ def test_weight_ema_tracks_the_model_with_warm_up() -> None:
     assert restored.updates == ema.updates
     with pytest.raises(ValueError, match="decay"):
         WeightEMA(model, 1.0)
+
+
+def test_several_data_roots_train_together(make_dvrk, tmp_path: Path, capsys) -> None:
+    first, second = make_dvrk(2, 3, name="synthetic"), make_dvrk(2, 4, name="mine")
+    args = ["--data", str(first), str(second), "--input-size", "24x32", "--epochs", "1", *TINY]
+    assert main([*args, "--out", str(tmp_path / "run"), "--val-videos", "mine/Video_02"]) == 0
+    _, meta = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert meta.data["train_videos"] == ["synthetic/Video_01", "synthetic/Video_02", "mine/Video_01"]
+    assert meta.data["val_videos"] == ["mine/Video_02"]
+    assert meta.data["train_frames"] == 3 + 3 + 4 and meta.data["val_frames"] == 4
+    assert [r["layout"] for r in meta.data["roots"]] == ["dvrk", "dvrk"] and meta.data["root"] is None
+    # Two roots with the same folder name would give clashing video names.
+    clash = make_dvrk(2, 3, name="other/synthetic")
+    assert main(["--data", str(first), str(clash), "--out", str(tmp_path / "bad"), *TINY]) == 2
+    assert "share the folder name" in capsys.readouterr().err

@@ -342,6 +342,19 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> t
     return image, mask
 
 
+def combine(indexes: Sequence[DatasetIndex]) -> list[Video]:
+    """The videos of one or more data sets. With several, each video is named ``ROOT/VIDEO`` after its
+    data set's folder name (e.g. ``synthetic/Video_02``), so names stay unique; the folder names must differ."""
+    if len(indexes) == 1:
+        return list(indexes[0].videos)
+    names = [index.root.resolve().name for index in indexes]
+    shared = sorted({name for name in names if names.count(name) > 1})
+    if shared:
+        roots = [str(index.root) for index in indexes]
+        raise DatasetError(f"data roots {roots} share the folder name(s) {shared}; each root needs its own name")
+    return [Video(f"{name}/{video.name}", video.frames) for name, index in zip(names, indexes, strict=True) for video in index.videos]
+
+
 def subsample(videos: Sequence[Video], frame_step: int) -> list[Video]:
     """Keep every ``frame_step``-th frame of each video (the first frame is always kept)."""
     if frame_step < 1:

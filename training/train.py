@@ -55,6 +55,7 @@ from training.datasets import (
     DatasetError,
     FrameCache,
     build_cache,
+    combine,
     discover,
     split_videos,
     subsample,
@@ -85,7 +86,13 @@ def parse_val_videos(text: str) -> int | list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of ``python -m training.train``."""
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, type=Path, help="dataset root")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="dataset root; several roots are trained on together, their videos named ROOTNAME/VIDEO",
+    )
     p.add_argument("--layout", default="auto", choices=LAYOUTS)
     p.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="folders layout: regex on file stems giving the video")
     p.add_argument("--out", required=True, type=Path, help="run folder (metrics, curves, checkpoints)")
@@ -352,12 +359,12 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     size = meta.input_size
 
     # ---- data
-    index = discover(args.data, args.layout, args.group_by)
-    videos = subsample(index.videos, args.frame_step)
+    indexes = [discover(root, args.layout, args.group_by) for root in args.data]
+    videos = subsample(combine(indexes), args.frame_step)
     train_videos, val_videos = split_videos(videos, args.val_videos, args.seed)
     _log(
         ctx,
-        f"data {index.root} ({index.layout}): "
+        f"data {', '.join(f'{index.root} ({index.layout})' for index in indexes)}: "
         f"train {[v.name for v in train_videos]}, val {[v.name for v in val_videos]}",
     )
 
@@ -373,9 +380,10 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         f"({(train_cache.nbytes + val_cache.nbytes) / 2**20:.0f} MiB) in {time.monotonic() - t0:.1f} s",
     )
     meta.data = {
-        "root": str(index.root.resolve()),
-        "layout": index.layout,
-        "group_by": args.group_by if index.layout == "folders" else None,
+        "root": str(indexes[0].root.resolve()) if len(indexes) == 1 else None,
+        "roots": [{"root": str(index.root.resolve()), "layout": index.layout} for index in indexes],
+        "layout": indexes[0].layout if len({index.layout for index in indexes}) == 1 else "mixed",
+        "group_by": args.group_by if any(index.layout == "folders" for index in indexes) else None,
         "frame_step": args.frame_step,
         "train_videos": [v.name for v in train_videos],
         "val_videos": [v.name for v in val_videos],
