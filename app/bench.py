@@ -140,7 +140,10 @@ MODES = ("naive-1t", "naive", "threaded-1w", "threaded")
 
 def format_table(results: list[dict[str, Any]]) -> str:
     """The printed table."""
-    header = f"{'video':<8}{'mode':<13}{'frames':>7}{'fps':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'vs naive-1t':>13}{'vs naive':>10}"
+    header = (
+        f"{'video':<8}{'mode':<13}{'frames':>7}{'fps':>8}{'cores':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'vs naive-1t':>13}{'vs naive':>10}"
+    )
     lines = [header, "-" * len(header)]
     for row in results:
         for mode in MODES:
