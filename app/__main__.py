@@ -192,11 +192,10 @@ def run(args: argparse.Namespace) -> int:
             raise SetupError(str(error)) from error
         backend = load_backend(args.checkpoint, args.backend, plan.threads)
         stack.callback(backend.close)
-        workers = plan.workers
-        if workers > 1 and not backend.concurrent_calls:
-            if args.inference_workers is not None:
-                raise SetupError(f"--inference-workers {workers}: backend {backend.name} takes one worker")
-            workers = 1
+        try:
+            workers = plan.workers_for(backend)
+        except ValueError as error:
+            raise SetupError(str(error)) from error
         if args.source is None:
             from app.demo import demo_video
 

@@ -138,6 +138,10 @@ def bench_checkpoint(path: Path | None, workdir: Path) -> Path:
 MODES = ("naive-1t", "naive", "threaded-1w", "threaded")
 
 
+def _ratio(mode: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    return "" if baseline is None else f"{mode['throughput_fps'] / baseline['throughput_fps']:.2f}x"
+
+
 def format_table(results: list[dict[str, Any]]) -> str:
     """The printed table."""
     header = (
@@ -150,11 +154,12 @@ def format_table(results: list[dict[str, Any]]) -> str:
             if mode not in row:
                 continue
             r = row[mode]
-            versus = [f"{r['throughput_fps'] / row[base]['throughput_fps']:.2f}x" if base in row else "" for base in ("naive-1t", "naive")]
+            versus = ["", ""]
+            if mode.startswith("threaded"):
+                versus = [_ratio(r, row.get(base)) for base in ("naive-1t", "naive")]
             lines.append(
                 f"{row['video']:<8}{mode:<13}{r['frames']:>7}{r['throughput_fps']:>8.1f}{r['cpu_cores_busy']:>7.2f}"
-                f"{r['latency_p50_ms']:>9.1f}{r['latency_p95_ms']:>9.1f}{r['latency_p99_ms']:>9.1f}"
-                f"{versus[0] if mode.startswith('threaded') else '':>13}{versus[1] if mode.startswith('threaded') else '':>10}"
+                f"{r['latency_p50_ms']:>9.1f}{r['latency_p95_ms']:>9.1f}{r['latency_p99_ms']:>9.1f}{versus[0]:>13}{versus[1]:>10}"
             )
     return "\n".join(lines)
 
@@ -183,8 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint = bench_checkpoint(args.checkpoint, workdir)
             backend = create_backend(checkpoint, args.backend, threads=args.threads)
             plan = plan_inference(args.backend, args.inference_workers, args.threads)
-            if plan.workers > 1 and not backend.concurrent_calls:
-                raise ValueError(f"{plan.describe()}: backend {backend.name} takes one worker")
+            workers = plan.workers_for(backend)
             backends = {args.threads: backend}
             if plan.threads not in backends:
                 backends[plan.threads] = create_backend(checkpoint, args.backend, threads=plan.threads)
@@ -215,9 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if single is not None:
                 row["naive-1t"] = naive_loop(video, single, workdir / f"naive-1t-{name}.mp4")
             row["naive"] = naive_loop(video, backend, workdir / f"naive-{name}.mp4")
-            if plan.workers > 1:
+            if workers > 1:
                 row["threaded-1w"] = threaded_pipeline(video, backend, workdir / f"one-{name}.mp4", args.queue_size)
-            row["threaded"] = threaded_pipeline(video, pipeline_backend, workdir / f"threaded-{name}.mp4", args.queue_size, plan.workers)
+            row["threaded"] = threaded_pipeline(video, pipeline_backend, workdir / f"threaded-{name}.mp4", args.queue_size, workers)
             row["speedup_baseline"] = "naive-1t" if "naive-1t" in row else "naive"
             row["speedup"] = row["threaded"]["throughput_fps"] / row[row["speedup_baseline"]]["throughput_fps"]
             row["speedup_vs_naive"] = row["threaded"]["throughput_fps"] / row["naive"]["throughput_fps"]
@@ -239,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = {
             "backend": described,
             "pipeline_backend": pipeline_backend.describe(),
-            "inference_plan": {"workers": plan.workers, "threads": plan.threads},
+            "inference_plan": {"workers": workers, "threads": plan.threads},
             "checkpoint": str(checkpoint),
             "cpus": os.cpu_count(),
             "machine": platform.platform(),

@@ -1,10 +1,10 @@
 """How many inference workers the pipeline runs, and how many CPU threads each backend call gets.
 
-On the CPU a small U-Net does not scale well over intra-op threads: on the 2-core reference machine
-one ONNX Runtime call on 2 threads gave 55–58 frames/s, two concurrent calls on 1 thread each 67–74
-frames/s (``python -m app.bench`` compares the pipeline with one and with the planned workers).
-So on CPU backends the pipeline runs two workers and splits the cores between them; GPU backends
-run one worker (their calls would only queue on the device).
+On the CPU a small U-Net does not scale well over intra-op threads, so two frames in flight on one
+thread each beat one frame on two threads: ``python -m app.bench`` runs the pipeline both ways in
+the same run (rows ``threaded-1w`` and ``threaded``; ``docs/benchmarks/app-bench-cpu.json``). So on
+CPU backends the pipeline runs two workers and splits the cores between them; GPU backends run one
+worker (their calls would only queue on the device).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from engine.backends.base import InferenceBackend
 from engine.backends.factory import AUTO_ORDER, backend_unavailable
 
 #: Backends that run on the host CPU (their calls are thread-safe and may overlap).
@@ -27,6 +28,18 @@ class InferencePlan:
     backend: str  #: the backend name the plan was made for (``auto`` resolved)
     workers: int
     threads: int | None  #: CPU threads per backend call; ``None``: the backend's default
+    workers_requested: bool = False  #: ``workers`` was asked for, not defaulted
+
+    def workers_for(self, backend: InferenceBackend) -> int:
+        """The workers to run on the backend actually built (``auto`` may have fallen back to another).
+
+        A defaulted plan drops to one worker on a backend without concurrent calls; a requested
+        count it cannot honour raises ``ValueError``."""
+        if self.workers > 1 and not backend.concurrent_calls:
+            if self.workers_requested:
+                raise ValueError(f"--inference-workers {self.workers}: backend {backend.name} takes one worker")
+            return 1
+        return self.workers
 
     def describe(self) -> str:
         """One line for logs and bench reports."""
@@ -64,8 +77,8 @@ def plan_inference(backend: str, workers: int | None, threads: int | None, cores
                 f"--inference-workers {workers}: backend {name} runs on a GPU and takes one worker; "
                 f"several workers need a CPU backend ({', '.join(CPU_BACKENDS)})"
             )
-        return InferencePlan(name, 1, threads)
+        return InferencePlan(name, 1, threads, workers is not None)
     chosen = workers if workers is not None else max(1, min(DEFAULT_CPU_WORKERS, cores))
     if threads is None and (workers is None or chosen > 1):
         threads = max(1, cores // chosen)
-    return InferencePlan(name, chosen, threads)
+    return InferencePlan(name, chosen, threads, workers is not None)

@@ -39,6 +39,21 @@ def write_dvrk_video(folder: Path, frames: Sequence[tuple[str, int]], height: in
         cv2.imwrite(str(folder / "ground_truth" / f"{stem}.png"), mask)
 
 
+def decode_video(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file, decoded by OpenCV to the end (the file must open)."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), f"{path} does not open"
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return frames
+            frames.append(frame)
+    finally:
+        capture.release()
+
+
 @pytest.fixture
 def make_dvrk(tmp_path: Path) -> Callable[..., Path]:
     """Factory: ``make_dvrk(num_videos, frames_per_video, height=24, width=32)`` → dataset root.

@@ -10,8 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import pytest
+from conftest import decode_video
 
 from app.__main__ import main
 from app.synth import write_test_video
@@ -149,14 +149,8 @@ def test_signal_stops_cleanly_and_output_plays(sig: signal.Signals, checkpoint: 
             process.kill()
     assert process.returncode == 0, stderr
     assert f"stopped     {sig.name}" in stdout
-    capture = cv2.VideoCapture(str(out))
-    assert capture.isOpened()
-    frames = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        assert frame.shape == (64, 96, 3)
-        frames += 1
+    decoded = decode_video(out)
+    assert all(frame.shape == (64, 96, 3) for frame in decoded)
+    frames = len(decoded)
     written = int(stdout.split("output")[1].split("(")[1].split()[0])
     assert 0 < frames == written < 2000

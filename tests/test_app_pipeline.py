@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import decode_video
 
 from app.__main__ import main
 from app.errors import SetupError
@@ -46,18 +47,9 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
-    """Decode a video to the end: (frames, (width, height))."""
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), f"{path} does not open"
-    count, size = 0, (0, 0)
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        count += 1
-        size = (frame.shape[1], frame.shape[0])
-    capture.release()
-    return count, size
+    """Decode a video to the end: (frames, (width, height) of the last frame)."""
+    frames = decode_video(path)
+    return len(frames), ((frames[-1].shape[1], frames[-1].shape[0]) if frames else (0, 0))
 
 
 def rss_mb() -> float:
@@ -318,18 +310,6 @@ class UnevenBackend(InferenceBackend):
         return self.inner.infer(frames)
 
 
-def decode_all(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
-
 def test_several_inference_workers_keep_file_order(backend: InferenceBackend, video: Path, tmp_path: Path) -> None:
     assert backend.concurrent_calls  # the CPU backends chosen here allow concurrent calls
     outputs = {}
@@ -346,7 +326,7 @@ def test_several_inference_workers_keep_file_order(backend: InferenceBackend, vi
         finished = [f.index for f in sorted(stats.frames, key=lambda f: f.infer_end)]
         if workers > 1:
             assert finished != sorted(finished)  # workers really did finish out of order
-        outputs[workers] = decode_all(tmp_path / f"w{workers}.mp4")
+        outputs[workers] = decode_video(tmp_path / f"w{workers}.mp4")
     assert len(outputs[1]) == len(outputs[3]) == 40
     for one, three in zip(outputs[1], outputs[3], strict=True):
         assert np.array_equal(one, three)
@@ -363,16 +343,21 @@ def test_several_workers_need_a_backend_that_allows_concurrent_calls(backend: In
         source.close()
 
 
-def test_inference_plan() -> None:
+def test_inference_plan(backend: InferenceBackend) -> None:
     cpu = plan_inference("onnxruntime-cpu", None, None, cores=2)
     assert (cpu.workers, cpu.threads) == (2, 1)
     assert plan_inference("onnxruntime-cpu", None, None, cores=16) == InferencePlan("onnxruntime-cpu", 2, 8)
     assert plan_inference("torch-cpu", None, None, cores=1) == InferencePlan("torch-cpu", 1, 1)
-    assert plan_inference("onnxruntime-cpu", 1, None, cores=8) == InferencePlan("onnxruntime-cpu", 1, None)
-    assert plan_inference("onnxruntime-cpu", 3, 2, cores=8) == InferencePlan("onnxruntime-cpu", 3, 2)
+    assert plan_inference("onnxruntime-cpu", 1, None, cores=8) == InferencePlan("onnxruntime-cpu", 1, None, True)
+    assert plan_inference("onnxruntime-cpu", 3, 2, cores=8) == InferencePlan("onnxruntime-cpu", 3, 2, True)
     assert plan_inference("tensorrt", None, None, cores=8) == InferencePlan("tensorrt", 1, None)
     with pytest.raises(ValueError, match="runs on a GPU"):
         plan_inference("torch-cuda", 2, None)
     with pytest.raises(ValueError, match="--threads 0"):
         plan_inference("onnxruntime-cpu", None, 0)
+    # The plan meets the backend actually built: a defaulted plan drops to one worker, a requested one refuses.
+    failing = FailingBackend(backend, fail_at=0)  # no concurrent calls
+    assert cpu.workers_for(backend) == 2 and cpu.workers_for(failing) == 1
+    with pytest.raises(ValueError, match="--inference-workers 3: backend failing takes one worker"):
+        plan_inference("onnxruntime-cpu", 3, 1, cores=2).workers_for(failing)
     assert plan_inference("auto", None, None).backend in ("tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")

@@ -1,8 +1,8 @@
 """Exponential moving average of a model's weights and buffers, for validation and the shipped checkpoint.
 
-Segmentation on small, varied batches makes the raw weights jump from epoch to epoch (the
-validation IoU of the shipped model's training swung by several points between neighbouring
-epochs). Validating and shipping an average of the recent weights removes most of that noise.
+Training on small, varied batches makes the raw weights jump from step to step; validating and
+shipping an average of the recent weights smooths that out (it does not remove swings that come
+from the data, such as one hard validation video).
 Batch-norm running statistics are averaged with the same decay, so the averaged model is
 self-consistent. The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates,
 so a short run is not dominated by its random initial weights.

@@ -10,8 +10,10 @@ Loss: BCE-with-logits + soft Dice. Optimiser: AdamW with linear warm-up then cos
 training resolution (``training.evaluate`` scores at the original mask resolution).
 
 Outputs in ``--out``: ``metrics.csv``, ``metrics.json``, ``curves.png``, ``last.pt`` (every
-epoch, with optimiser/scheduler/scaler state for ``--resume``) and ``best.pt`` (weights and metadata only, best validation
-IoU). After training the decision threshold is picked on the validation split (maximum IoU over
+epoch, with optimiser/scheduler/scaler state for ``--resume``) and ``best.pt`` (weights and
+metadata only, best validation IoU). With ``--ema`` (default 0.999) validation and ``best.pt`` use
+the moving average of the weights from :mod:`training.ema`; ``last.pt`` carries that average for
+``--resume``. After training the decision threshold is picked on the validation split (maximum IoU over
 0.30, 0.35, ..., 0.70 with the best weights) and stored in ``best.pt``'s ModelMeta.threshold
 (``--no-pick-threshold`` keeps 0.5).
 
@@ -338,6 +340,8 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.lr <= 0:
         raise ValueError(f"--lr must be positive, got {args.lr}")
+    if not 0.0 <= args.ema < 1.0:
+        raise ValueError(f"--ema must be in [0, 1), got {args.ema}")
 
     resume_path = resolve_resume(args)
     if resume_path is not None and args.init_from is not None:
@@ -417,8 +421,6 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    if not 0.0 <= args.ema < 1.0:
-        raise ValueError(f"--ema must be in [0, 1), got {args.ema}")
     ema = WeightEMA(model, args.ema) if args.ema > 0 else None
 
     state: dict[str, Any] = {
