@@ -12,7 +12,7 @@ from conftest import write_dvrk_video
 
 from models.checkpoint import load_checkpoint, read_checkpoint
 from training.ema import WeightEMA
-from training.train import main
+from training.train import main, warmup_cosine
 
 TINY = ["--width", "4", "--depth", "2", "--batch-size", "4", "--workers", "1", "--threads", "1"]
 
@@ -78,6 +78,35 @@ def test_time_budget_stops_cleanly(make_dvrk, tmp_path: Path) -> None:
     assert summary["epochs_done"] == 1 and summary["stopped"].startswith("time budget")
     assert summary["epochs"][0]["partial"] is True and summary["epochs"][0]["train_images"] == 4  # one step
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+
+
+def test_cosine_decay_follows_the_larger_of_steps_and_time() -> None:
+    used = [0.0]
+    factor = warmup_cosine(total_steps=1000, warmup_steps=10, floor=0.01, time_fraction=lambda: used[0])
+    assert factor(4) == pytest.approx(0.5)  # warm-up is counted in steps
+    assert factor(10) == pytest.approx(1.0)
+    used[0] = 0.5  # half the time budget gone after 1 % of the steps: half-way down the cosine
+    assert factor(20) == pytest.approx(0.505)
+    used[0] = 1.2
+    assert factor(20) == pytest.approx(0.01)
+    assert warmup_cosine(1000, 10, 0.01)(505) == pytest.approx(0.505)  # steps alone without a clock
+
+
+def test_anneal_to_budget_ends_at_the_low_learning_rate(make_dvrk, tmp_path: Path, capsys) -> None:
+    data = make_dvrk(2, 4)
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--out", str(out), "--input-size", "24x32", "--val-videos", "1", *TINY, "--lr", "1e-2"]
+    assert main([*args, "--epochs", "100000", "--anneal-to-budget"]) == 2
+    assert "--anneal-to-budget needs --max-train-minutes" in capsys.readouterr().err
+    budget = ["--epochs", "100000", "--max-train-minutes", "0.03", "--anneal-to-budget", "--warmup-steps", "1"]
+    assert main([*args, *budget, "--loader-workers", "2", "--patience", "0"]) == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["stopped"].startswith("time budget") and summary["epochs_done"] >= 2
+    rates = [row["lr"] for row in summary["epochs"]]
+    assert rates[-1] == pytest.approx(1e-4)  # the floor, 1 % of the peak, although few of the 1e5 epochs ran
+    assert rates == sorted(rates, reverse=True) and rates[0] > 1e-4
+    _, meta = load_checkpoint(out / "last.pt")
+    assert meta.training["anneal_to_budget"] is True and meta.training["max_train_minutes"] == 0.03
 
 
 def test_bad_data_reports_the_problem(make_dvrk, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,7 @@ Multi-process: ``torchrun --nproc_per_node N -m training.train ...`` uses Distri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -32,11 +33,12 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -137,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=10, help="early stopping on val IoU; 0 disables")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA only)")
     p.add_argument("--max-train-minutes", type=float, default=None, help="stop cleanly after this time budget")
+    p.add_argument(
+        "--anneal-to-budget",
+        action="store_true",
+        help="with --max-train-minutes: the cosine decay follows whichever runs out first, the epochs or the "
+        "time budget (counted over the whole run, resumes included), so a run cut by the budget still ends "
+        "at the low learning rate; set --epochs high to let the budget decide",
+    )
     p.add_argument("--pick-threshold", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p
@@ -184,9 +193,13 @@ class Dist:
             tensor.copy_(moved.cpu() if tensor.device.type == "cpu" else moved)
         return tensor
 
-    def any_(self, flag: bool) -> bool:
-        """True if ``flag`` is true on any rank."""
-        return bool(self.sum_(torch.tensor([float(flag)], dtype=torch.float64)).item() > 0)
+    def max_(self, value: float) -> float:
+        """The largest ``value`` over ranks (the value itself single-process)."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
 
     def barrier(self) -> None:
         """Synchronise ranks (no-op single-process)."""
@@ -222,16 +235,44 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return F.binary_cross_entropy_with_logits(logits.float(), target) + soft_dice_loss(logits, target)
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up to 1, then cosine decay to ``floor``."""
+def warmup_cosine(
+    total_steps: int, warmup_steps: int, floor: float = 0.01, time_fraction: Callable[[], float] | None = None
+) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``floor``.
+
+    With ``time_fraction`` (the share of a time budget used, 0..1) the decay progresses by the
+    larger of the step fraction and the time fraction, so it reaches ``floor`` when either runs out.
+    """
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        if time_fraction is not None:
+            progress = max(progress, time_fraction())
+        progress = min(1.0, progress)
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
+
+
+@contextlib.contextmanager
+def opencv_threads(count: int | None) -> Iterator[None]:
+    """Set OpenCV's thread count for the block (``None``: leave it), then restore it.
+
+    Used with DataLoader workers: they are forked, inherit the setting, and then use one core each
+    for augmentation instead of each spreading over all of them. (Calling ``cv2.setNumThreads``
+    inside a forked worker can deadlock on the parent's thread pool, so it is set before the fork.)
+    """
+    if count is None:
+        yield
+        return
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 @torch.no_grad()
@@ -316,7 +357,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     """Run training as configured by ``args`` (see :func:`build_parser`); returns the summary dict."""
     ctx = Dist(args.device)
     try:
-        return _train(args, ctx, command)
+        with opencv_threads(1 if args.loader_workers > 0 else None):
+            return _train(args, ctx, command)
     finally:
         ctx.close()
 
@@ -342,6 +384,8 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         raise ValueError(f"--lr must be positive, got {args.lr}")
     if not 0.0 <= args.ema < 1.0:
         raise ValueError(f"--ema must be in [0, 1), got {args.ema}")
+    if args.anneal_to_budget and args.max_train_minutes is None:
+        raise ValueError("--anneal-to-budget needs --max-train-minutes (the budget the decay follows)")
 
     resume_path = resolve_resume(args)
     if resume_path is not None and args.init_from is not None:
@@ -419,7 +463,11 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     total_steps = args.epochs * len(loader)
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
+    budget_used = [0.0]  # share of --max-train-minutes used, synchronised over ranks at every step
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        warmup_cosine(total_steps, warmup, time_fraction=(lambda: budget_used[0]) if args.anneal_to_budget else None),
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     ema = WeightEMA(model, args.ema) if args.ema > 0 else None
 
@@ -459,12 +507,16 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         "amp": amp,
         "loss": "bce_with_logits + soft_dice",
         "ema_decay": args.ema,
+        "max_train_minutes": args.max_train_minutes,
+        "anneal_to_budget": args.anneal_to_budget,
         "init_from": str(args.init_from) if args.init_from is not None else None,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    deadline = start_time + 60 * args.max_train_minutes if args.max_train_minutes is not None else None
     stopped = ""
     run_seconds_before = float(state["seconds"])
+    budget_s = 60 * args.max_train_minutes if args.max_train_minutes is not None else None
+    # --anneal-to-budget counts the whole run (resumes included); a plain budget counts this process
+    budget_start = start_time - (run_seconds_before if args.anneal_to_budget else 0.0)
 
     def save(path: Path, epoch_meta: ModelMeta) -> None:
         extra = {
@@ -500,13 +552,15 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if budget_s is not None:
+                budget_used[0] = ctx.max_((time.monotonic() - budget_start) / max(budget_s, 1e-9))
             scheduler.step()
             if ema is not None:
                 ema.update(model)
             state["global_step"] += 1
             loss_sum += float(loss.detach()) * len(frames)
             seen += len(frames)
-            if deadline is not None and ctx.any_(time.monotonic() > deadline):
+            if budget_used[0] >= 1.0:
                 time_up = True
                 break
         sync_buffers(model, ctx)
