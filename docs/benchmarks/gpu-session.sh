@@ -19,11 +19,17 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/session.log") 2>&1
 left() { echo $((LIMIT - SECONDS)); }
 
+# Overridable for a follow-up round: INIT (checkpoint to fine-tune), DATA_SEED, VIDEOS, LR, CHECK_ARGS,
+# RESERVE (seconds kept after training), APP_BENCH=0.
+INIT=${INIT:-models/weights/default.pt} DATA_SEED=${DATA_SEED:-5000} LR=${LR:-2e-3} APP_BENCH=${APP_BENCH:-1}
+RESERVE=${RESERVE:-100}  # threshold pick, copies and the app bench
 if [ "$SMOKE" = 1 ]; then
-  VIDEOS=4 FRAMES=6 VAL=1 BATCH=4 CHECK=(--models fast --sizes 256x320 --budget 0.5) BENCH=(--frames 10)
+  VIDEOS=${VIDEOS:-4} FRAMES=6 VAL=1 BATCH=4 CHECK_ARGS=${CHECK_ARGS:---models fast --sizes 256x320 --budget 0.5}
+  BENCH=(--frames 10)
 else
-  VIDEOS=240 FRAMES=40 VAL=12 BATCH=32 CHECK=(--budget 1) BENCH=(--frames 150)
+  VIDEOS=${VIDEOS:-240} FRAMES=40 VAL=12 BATCH=32 CHECK_ARGS=${CHECK_ARGS:---budget 1} BENCH=(--frames 150)
 fi
+read -r -a CHECK <<< "$CHECK_ARGS"
 
 echo "== environment ($(date -u +%FT%TZ), ${CORES} cores)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
@@ -35,21 +41,20 @@ echo "== 1. GPU check (left $(left) s)"
 timeout 150 python3 -m engine.gpu_check --out "$OUT" "${CHECK[@]}" || echo "gpu_check ended with status $?"
 
 echo "== 2. generate (left $(left) s)"
-python3 -m training.generate dataset --out data/synthetic_gpu --videos "$VIDEOS" --frames "$FRAMES" --seed 5000 \
+python3 -m training.generate dataset --out data/synthetic_gpu --videos "$VIDEOS" --frames "$FRAMES" --seed "$DATA_SEED" \
   --workers "$CORES" --no-progress || exit 1
 
-RESERVE=100  # threshold pick, copies and the app bench
 MINUTES=$(python3 -c "print(round(max(0.1, ($(left) - $RESERVE) / 60), 2))")
 echo "== 3. train for ${MINUTES} min (left $(left) s)"
-python3 -m training.train --data data/synthetic_gpu --out runs/gpu_ft --init-from models/weights/default.pt \
-  --epochs 100000 --batch-size "$BATCH" --lr 2e-3 --warmup-steps 300 --val-videos "$VAL" --workers "$CORES" \
+python3 -m training.train --data data/synthetic_gpu --out runs/gpu_ft --init-from "$INIT" \
+  --epochs 100000 --batch-size "$BATCH" --lr "$LR" --warmup-steps 300 --val-videos "$VAL" --workers "$CORES" \
   --loader-workers $((CORES > 2 ? CORES - 2 : 1)) --seed 0 --patience 0 --ema 0.999 \
   --max-train-minutes "$MINUTES" --anneal-to-budget
 status=$?
 cp runs/gpu_ft/best.pt runs/gpu_ft/metrics.json runs/gpu_ft/curves.png "$OUT/" || echo "copy failed"
 [ $status = 0 ] || echo "training ended with status $status"
 
-if [ "$(left)" -gt 40 ]; then
+if [ "$APP_BENCH" = 1 ] && [ "$(left)" -gt 40 ]; then
   echo "== 4. app bench, torch-cuda (left $(left) s)"
   backend=torch-cuda
   python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || backend=auto

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,6 +24,26 @@ def resize_on_device(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     nchw = image.permute(2, 0, 1)[None].float()
     nchw = F.interpolate(nchw, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     return nchw.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
+
+
+@contextlib.contextmanager
+def exact_fp32_convolutions(active: bool) -> Iterator[None]:
+    """Within the block, cuDNN convolutions on float32 inputs compute in IEEE float32, not TF32.
+
+    PyTorch lets cuDNN use TF32 tensor cores for float32 convolutions by default
+    (``torch.backends.cudnn.allow_tf32``); on an H200 that put the "fp32" backend 0.036 logits
+    from the CPU reference. The fp32 backend is the reference mode, so it turns TF32 off for its
+    own calls and restores the process setting afterwards.
+    """
+    if not active:
+        yield
+        return
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
 
 
 class _GraphRunner:
@@ -93,13 +116,14 @@ class TorchBackend(InferenceBackend):
     @torch.no_grad()
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
         """Device ``uint8`` batch → device ``float32`` logits."""
-        if not self.cuda_graphs:
-            return self.model(frames).float()
-        shape = tuple(frames.shape)
-        runner = self._graphs.get(shape)
-        if runner is None:
-            runner = self._graphs[shape] = _GraphRunner(self.model, shape, self.device)
-        return runner(frames)
+        with exact_fp32_convolutions(self.device.type == "cuda" and not self.half):
+            if not self.cuda_graphs:
+                return self.model(frames).float()
+            shape = tuple(frames.shape)
+            runner = self._graphs.get(shape)
+            if runner is None:
+                runner = self._graphs[shape] = _GraphRunner(self.model, shape, self.device)
+            return runner(frames)
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
         """``uint8`` BGR ``N×H×W×3`` → ``float32`` logits ``N×1×H×W``."""
