@@ -193,6 +193,32 @@ def test_cuda_graphs_match_eager(checkpoint: Path, frames: np.ndarray) -> None:
     assert graphs.predict(draw_frames(1, 101, 150)[0]).shape == SIZE
 
 
+@pytest.mark.gpu
+def test_cuda_fp32_matches_the_cpu_reference_without_tf32(checkpoint: Path, frames: np.ndarray) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device found")
+    from engine.export import load_model_source
+
+    model, meta = load_model_source(checkpoint)
+    cpu = TorchBackend(model, meta, device="cpu").infer(frames)
+    fp32 = TorchBackend(load_model_source(checkpoint)[0], meta, device="cuda", half=False)
+    relative, _ = TOLERANCES["fp32"]  # as engine.parity scores it (an H200 with TF32 on was 0.036 off)
+    assert np.abs(fp32.infer(frames) - cpu).max() <= relative * max(1.0, float(np.abs(cpu).max()))
+    assert torch.backends.cudnn.allow_tf32  # the process-wide default is back after the call
+
+
+def test_exact_fp32_block_turns_tf32_off_and_restores_it() -> None:
+    from engine.backends.torch_backend import exact_fp32_convolutions
+
+    before = torch.backends.cudnn.allow_tf32
+    with exact_fp32_convolutions(False):
+        assert torch.backends.cudnn.allow_tf32 == before
+    with pytest.raises(RuntimeError), exact_fp32_convolutions(True):
+        assert torch.backends.cudnn.allow_tf32 is False
+        raise RuntimeError("inference failed")
+    assert torch.backends.cudnn.allow_tf32 == before
+
+
 def test_cuda_graphs_refused_on_cpu(checkpoint: Path) -> None:
     from engine.export import load_model_source
 
