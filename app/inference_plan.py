@@ -9,11 +9,11 @@ worker (their calls would only queue on the device).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from engine.backends.base import InferenceBackend
-from engine.backends.factory import AUTO_ORDER, backend_unavailable
+from engine.backends.factory import first_backend_to_try
+from engine.paths import usable_cores
 
 #: Backends that run on the host CPU (their calls are thread-safe and may overlap).
 CPU_BACKENDS = ("onnxruntime-cpu", "torch-cpu")
@@ -47,21 +47,6 @@ class InferencePlan:
         return f"{self.workers} inference worker(s), {threads} thread(s) each"
 
 
-def usable_cores() -> int:
-    """CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def resolve_backend_name(backend: str) -> str:
-    """The backend ``create_backend(..., backend)`` will try first (``auto`` → first available)."""
-    if backend != "auto":
-        return backend
-    for name in AUTO_ORDER:
-        if backend_unavailable(name) is None:
-            return name
-    return AUTO_ORDER[-1]
-
-
 def plan_inference(backend: str, workers: int | None, threads: int | None, cores: int | None = None) -> InferencePlan:
     """Workers and threads for ``backend``; explicit ``workers``/``threads`` win over the defaults.
 
@@ -69,7 +54,7 @@ def plan_inference(backend: str, workers: int | None, threads: int | None, cores
     for option, value in (("--inference-workers", workers), ("--threads", threads)):
         if value is not None and value < 1:
             raise ValueError(f"{option} {value}: expected a whole number ≥ 1")
-    name = resolve_backend_name(backend)
+    name = first_backend_to_try(backend)
     cores = usable_cores() if cores is None else cores
     if name not in CPU_BACKENDS:
         if workers is not None and workers > 1:

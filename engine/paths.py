@@ -28,12 +28,22 @@ def tensorrt_cache_dir() -> Path:
     return cache_root() / "tensorrt"
 
 
+def usable_cpus() -> set[int]:
+    """Logical CPUs this process may run on (its affinity mask; every CPU where there is none)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return set(range(os.cpu_count() or 1))
+
+
+def usable_cores() -> int:
+    """How many logical CPUs this process may run on."""
+    return len(usable_cpus())
+
+
 def physical_cores() -> int:
     """Physical CPU cores usable by this process (hyper-threads not counted)."""
-    try:
-        usable = os.sched_getaffinity(0)
-    except AttributeError:  # not on Linux
-        usable = set(range(os.cpu_count() or 1))
+    usable = usable_cpus()
     cores: set[tuple[str, str]] = set()
     try:
         cpu = physical = core = None

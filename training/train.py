@@ -47,6 +47,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from engine.paths import usable_cores
 from models.atomic_io import atomic_write_text
 from models.checkpoint import ModelMeta, build_segmenter, read_checkpoint, save_checkpoint, weights_digest
 from models.frame_model import FrameSegmenter
@@ -370,9 +371,8 @@ def _log(ctx: Dist, message: str) -> None:
 
 def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     start_time = time.monotonic()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if ctx.device.type == "cpu":
-        torch.set_num_threads(args.threads or max(1, cores // max(1, ctx.local_world)))
+        torch.set_num_threads(args.threads or max(1, usable_cores() // max(1, ctx.local_world)))
     amp = bool(args.amp if args.amp is not None else ctx.device.type == "cuda") and ctx.device.type == "cuda"
     if args.amp and ctx.device.type != "cuda":
         _log(ctx, "note: --amp only applies on CUDA; training in float32 on the CPU")

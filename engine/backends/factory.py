@@ -78,6 +78,14 @@ def _construct(name: str, model_path: Path, precision: str, threads: int | None)
     return TorchBackend(model, meta, device="cpu")
 
 
+def first_backend_to_try(backend: str) -> str:
+    """The backend :func:`create_backend` tries first for ``backend``: itself, or for ``"auto"`` the
+    first of :data:`AUTO_ORDER` whose requirements are met here (construction can still fall back)."""
+    if backend != "auto":
+        return backend
+    return next((name for name in AUTO_ORDER if backend_unavailable(name) is None), AUTO_ORDER[-1])
+
+
 def create_backend(
     model_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT,
     backend: str = "auto",
