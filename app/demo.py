@@ -1,4 +1,4 @@
-"""The default demo video: generated once by :func:`training.synthetic.write_demo_video` and cached.
+"""The default demo video: generated once by :func:`synthetic.write_demo_video` and cached.
 
 Cache directory: ``$SURGSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/surgical-seg``, else ``~/.cache/surgical-seg``.
 """
@@ -32,14 +32,14 @@ def generated_video(
     seed: int = DEMO_SEED,
     generator: str = "scene",
 ) -> Path:
-    """A cached generated video: ``scene`` (the surgical generator, :mod:`training.synthetic`) or
+    """A cached generated video: ``scene`` (the surgical generator, :mod:`synthetic`) or
     ``shapes`` (:mod:`app.synth`: fast numbered frames for tests).
 
     The file name records the generator (and its version) and the parameters, so a change
     regenerates instead of reusing.
     """
     if generator == "scene":
-        from training.synthetic import GENERATOR_VERSION  # lazy: heavy, and owned by the training package
+        from synthetic import GENERATOR_VERSION  # lazy: heavy to import
 
         generator = f"scene{GENERATOR_VERSION}"
     elif generator != "shapes":
@@ -53,7 +53,7 @@ def generated_video(
         raise SetupError(f"cache directory {path.parent} cannot be created: {error} (set SURGSEG_CACHE_DIR)") from error
     LOG.warning("generating %s (%d frames, %dx%d) once; cached for later runs", path, num_frames, width, height)
     if generator != "shapes":
-        from training.synthetic import write_demo_video
+        from synthetic import write_demo_video
 
         write_demo_video(path, seed=seed, num_frames=num_frames, width=width, height=height, fps=fps)
     else:

@@ -11,7 +11,7 @@ import torch
 from models.checkpoint import ModelMeta, build_segmenter
 from models.frame_model import FrameSegmenter
 from models.unet import UNetConfig
-from training.synthetic import generate_video
+from synthetic import generate_video
 
 
 def draw_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:

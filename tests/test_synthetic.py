@@ -1,4 +1,4 @@
-"""Tests for the procedural surgical video generator (training.synthetic) and its CLI."""
+"""Tests for the procedural surgical video generator (synthetic) and its CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import decode_video
 
-from training.synthetic import SceneConfig, generate_video, write_dataset, write_demo_video
+from synthetic import SceneConfig, generate_video, write_dataset, write_demo_video
 
 W, H = 160, 128
 
@@ -183,7 +183,7 @@ def test_cli_help():
 
 def test_field_stop_excluded_and_close_instruments_occur():
     """Mask is zero wherever the field stop blacks out the image; some scenes show a very wide (close) shaft."""
-    from training.synthetic.video import SceneRenderer
+    from synthetic.video import SceneRenderer
 
     wide = stopped = 0
     for seed in range(12):

@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from training.synthetic import write_dataset, write_demo_video
+from synthetic import write_dataset, write_demo_video
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,7 +95,7 @@ def write_dataset(root: Path, num_videos: int, frames_per_video: int, seed: int,
     seconds = time.perf_counter() - start
     total = num_videos * frames_per_video
     summary = {
-        "generator": "training.synthetic",
+        "generator": "synthetic",
         "generator_version": GENERATOR_VERSION,
         "layout": "Video_0{n}/images/{i:03d}.png + Video_0{n}/ground_truth/{i:03d}.png",
         "videos": num_videos,
