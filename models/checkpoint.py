@@ -147,3 +147,11 @@ def load_checkpoint(path: str | os.PathLike[str] = DEFAULT_CHECKPOINT) -> tuple[
     except RuntimeError as error:
         raise CheckpointError(f"checkpoint {path}: weights do not match its config {meta.config}: {error}") from error
     return model.eval(), meta
+
+
+def checkpoint_meta(payload: dict[str, Any], path: str | os.PathLike[str]) -> ModelMeta:
+    """The :class:`ModelMeta` stored in a payload from :func:`read_checkpoint` (``path`` names it in errors)."""
+    try:
+        return ModelMeta.from_dict(json.loads(payload["meta_json"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} has invalid metadata: {error}") from error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"  # 1.2.0: extended_instruments (off by default: default scenes as in 1.1.0)
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class SceneConfig:
     lens_distortion: bool = True  # occasional slight barrel distortion
     occluders: bool = True  # blood pools / tissue flaps drawn over instruments
     withdrawals: bool = True  # instruments occasionally leave the view (empty frames)
+    # More kinds of instrument seen in real footage: white/pale plastic laparoscopic shafts, close-up shafts that
+    # fill much of the frame, dark strongly ribbed robotic (da Vinci style) shafts. Off by default, which keeps
+    # every scene of a given seed as generator 1.1.0 drew it (held-out sets stay reproducible).
+    extended_instruments: bool = False
     # post-effects: change the image, never the mask
     shadows: bool = True
     smoke: bool = True

@@ -158,6 +158,9 @@ LAP_SHAFT_COLORS = {  # BGR
     "black": (0.05, 0.05, 0.05), "grey": (0.30, 0.30, 0.31), "green": (0.45, 0.55, 0.10),
     "teal": (0.45, 0.50, 0.05), "blue": (0.65, 0.33, 0.12), "silver": (0.62, 0.62, 0.64),
 }
+PALE_PLASTIC_COLORS = {  # BGR: white, cream and pale-blue plastic shafts (suction, trocars, disposable graspers)
+    "white": (0.86, 0.87, 0.88), "cream": (0.70, 0.84, 0.88), "pale_blue": (0.88, 0.80, 0.66),
+}
 DARK_PIN = Material((0.03, 0.03, 0.035), 0.5, 0.1, 8, 0.2)
 
 
@@ -197,13 +200,17 @@ class Instrument:
 
     @staticmethod
     def sample(rng: np.random.Generator, width: int, height: int, base_angle: float, tissue_bgr: np.ndarray,
-               withdrawals: bool, close: bool = False) -> Instrument:
+               withdrawals: bool, close: bool = False, extended: bool = False) -> Instrument:
         """Sample a random robotic or laparoscopic instrument entering from direction `base_angle`.
 
         close = the instrument is near the camera: a much wider shaft (10-25 % of the frame width) and big
-        wrist / jaws, with its tip nearer to the entry border."""
+        wrist / jaws, with its tip nearer to the entry border.
+        extended = also draw the instruments of :attr:`SceneConfig.extended_instruments` (the random draws
+        for them are only made when it is set, so scenes without it are unchanged)."""
         robotic = rng.random() < (0.65 if close else 0.5)
-        if close:
+        if close and extended and rng.random() < 0.5:  # a shaft filling much of the frame (25-45 % wide)
+            radius = width * rng.uniform(0.12, 0.22)
+        elif close:
             radius = width * rng.uniform(0.05, 0.12)
         else:
             radius = width * (rng.uniform(0.022, 0.06) if robotic else rng.uniform(0.010, 0.04))
@@ -225,6 +232,10 @@ class Instrument:
                 shaft = Material(_grey(rng, 0.06, 0.3), rng.uniform(0.6, 0.9), rng.uniform(0.05, 0.35),
                                  rng.uniform(4, 15), 0.25)
             shaft_ribs = (float(rng.uniform(30, 120)), float(rng.uniform(0.06, 0.3)), float(rng.uniform(0, 6.28)))
+            if extended and rng.random() < (0.6 if close else 0.3):  # dark da Vinci shaft with pronounced ribs
+                shaft = Material(_grey(rng, 0.04, 0.16), rng.uniform(0.6, 0.9), rng.uniform(0.2, 0.6),
+                                 rng.uniform(3, 12), 0.25)
+                shaft_ribs = (float(rng.uniform(40, 160)), float(rng.uniform(0.3, 0.55)), float(rng.uniform(0, 6.28)))
             band = None
             if rng.random() < 0.4:
                 bc = (0.6, 0.35, 0.12) if rng.random() < 0.5 else _grey(rng, 0.35, 0.6)
@@ -236,7 +247,11 @@ class Instrument:
             tool = LAP_TOOLS[int(rng.integers(len(LAP_TOOLS)))]
             name = list(LAP_SHAFT_COLORS)[int(rng.integers(len(LAP_SHAFT_COLORS)))]
             base = np.asarray(LAP_SHAFT_COLORS[name]) * np.exp(rng.normal(0, 0.1, 3))
-            if name == "silver":
+            if extended and rng.random() < 0.35:  # matte white / pale plastic: broad, weak highlight
+                pale = list(PALE_PLASTIC_COLORS.values())[int(rng.integers(len(PALE_PLASTIC_COLORS)))]
+                albedo = np.clip(np.asarray(pale) * np.exp(rng.normal(0, 0.05, 3)), 0, 1)
+                shaft = Material(tuple(float(x) for x in albedo), 0.9, rng.uniform(0.1, 0.35), rng.uniform(2, 8), 0.4)
+            elif name == "silver":
                 shaft = Material(_grey(rng, 0.45, 0.75, tint, 0.3), 0.8, rng.uniform(0.5, 1.0), rng.uniform(8, 30))
             else:
                 shaft = Material(tuple(float(x) for x in np.clip(base, 0, 1)), 0.85, rng.uniform(0.2, 0.6),

@@ -63,7 +63,7 @@ class SceneRenderer:
         for k in range(max(3, hi)):
             ang = a0 + k * 2 * np.pi / max(2, n) + r.normal(0, 0.35)
             insts.append(Instrument.sample(r, width, height, float(ang), self.tissue.mean_color, cfg.withdrawals,
-                                           close=k == close_k))
+                                           close=k == close_k, extended=cfg.extended_instruments))
         order = r.permutation(len(insts))
         self.instruments = [insts[i] for i in order if i < n]
         self.light = Light(float(r.normal(0, 0.35)), float(r.normal(0, 0.35)), 1.0)

@@ -97,6 +97,7 @@ def write_dataset(root: Path, num_videos: int, frames_per_video: int, seed: int,
     summary = {
         "generator": "synthetic",
         "generator_version": GENERATOR_VERSION,
+        "extended_instruments": bool(config is not None and config.extended_instruments),
         "layout": "Video_0{n}/images/{i:03d}.png + Video_0{n}/ground_truth/{i:03d}.png",
         "videos": num_videos,
         "frames_per_video": frames_per_video,

@@ -206,3 +206,60 @@ def test_augmented_dataset_is_seeded(make_dvrk) -> None:
     assert not np.array_equal(a[1][0].numpy(), b[1][0].numpy())
     plain = CachedFrameDataset(cache)
     assert np.array_equal(plain[0][0].numpy(), cache.images[0])
+
+
+def test_weighted_root_sampler_shares_and_ranks() -> None:
+    """Each root gets its share per epoch, frames of a root are drawn without repeats before any
+    repeat, the draw changes with the epoch, and two ranks split one draw without overlap."""
+    from training.datasets import FrameCache, WeightedRootSampler
+
+    roots = ["real"] * 3 + ["generated"] * 10
+    cache = FrameCache(np.zeros((13, 2, 2, 3), np.uint8), np.zeros((13, 2, 2), np.uint8), roots=roots)
+    sampler = WeightedRootSampler(cache, {"real": 1.0, "generated": 1.0}, num_samples=12)
+    drawn = list(sampler)
+    real = [i for i in drawn if roots[i] == "real"]
+    assert len(drawn) == 12 and len(real) == 6
+    assert sorted(real) == [0, 0, 1, 1, 2, 2]  # two full passes over the 3 real frames
+    assert len({i for i in drawn if roots[i] == "generated"}) == 6  # no repeats while unseen frames remain
+    sampler.set_epoch(1)
+    assert list(sampler) != drawn
+    halves = [list(WeightedRootSampler(cache, {"real": 1.0, "generated": 1.0}, 12, rank, 2)) for rank in (0, 1)]
+    assert len(halves[0]) == len(halves[1]) == 6 and sorted(halves[0] + halves[1]) == sorted(drawn)
+    with pytest.raises(DatasetError, match="data weights name"):
+        WeightedRootSampler(cache, {"real": 1.0}, 12)
+
+
+def test_count_of_validation_videos_is_taken_from_each_root(tmp_path: Path) -> None:
+    from training.datasets import Video, split_videos
+
+    videos = [Video(f"{root}/v{i}", [object()], root) for root in ("a", "b") for i in range(3)]  # type: ignore[list-item]
+    train, val = split_videos(videos, 1, seed=0)
+    assert sorted(v.root for v in val) == ["a", "b"] and len(train) == 4
+
+
+def test_footage_augmentations_keep_image_and_mask_consistent() -> None:
+    """Field stops black out the image and clear the mask outside the stop; grayscale gives equal
+    channels; the other footage operations leave the mask alone."""
+    from dataclasses import replace
+
+    from training.augment import AUGMENT_PRESETS, augment_preset, footage
+
+    image, mask = draw_frame(3, 64, 80)
+    mask = (mask > 0).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    off = augment_preset("basic")
+    stop = replace(off, p_field_stop=1.0)
+    white, full = np.full_like(image, 255), np.ones_like(mask)
+    for _ in range(10):
+        out, out_mask = footage(white, full, rng, stop)
+        assert np.array_equal(out_mask, (out.max(axis=2) > 0).astype(np.uint8))  # mask cleared exactly where blacked out
+        assert 0 < out_mask.sum() < full.sum()
+    gray, gray_mask = footage(image, mask, rng, replace(off, p_grayscale=1.0))
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+    every = replace(augment_preset("footage"), p_field_stop=0.0, p_grayscale=0.0)
+    every = replace(every, **{k: 1.0 for k in ("p_color_cast", "p_haze", "p_motion_blur", "p_overexpose", "p_specular")})
+    changed, same_mask = footage(image, mask, rng, every)
+    assert np.array_equal(same_mask, mask) and not np.array_equal(changed, image)
+    assert set(AUGMENT_PRESETS) == {"basic", "footage"}
+    with pytest.raises(ValueError, match="augmentation preset 'heavy'"):
+        augment_preset("heavy")

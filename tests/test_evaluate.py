@@ -94,3 +94,20 @@ def test_missing_checkpoint_is_a_clear_error(make_dvrk, tmp_path: Path, capsys: 
     data = make_dvrk(1, 1)
     assert main(["--checkpoint", str(tmp_path / "nope.pt"), "--data", str(data), "--out", str(tmp_path / "e")]) == 2
     assert "nope.pt does not exist" in capsys.readouterr().err
+
+
+def test_failure_gallery_keeps_the_worst_frames_worst_first(make_dvrk, tmp_path: Path) -> None:
+    """With an all-instrument model a frame's IoU is its instrument coverage: the gallery must hold the
+    least-covered frames of each video, lowest IoU first."""
+    data = make_dvrk(2, 5, height=24, width=32)
+    report = evaluate_checkpoint(constant_checkpoint(tmp_path / "ones.pt", 8.0), data, tmp_path / "eval", grid_frames=2)
+    for video in ("Video_01", "Video_02"):
+        masks = sorted((data / video / "ground_truth").glob("*.png"))
+        coverage = sorted(
+            (float((cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 0).mean()), f"{video}/{p.stem}") for p in masks
+        )
+        worst = report["worst_frames"][video]
+        assert [w["frame"] for w in worst] == [name for _, name in coverage[:2]]
+        assert [w["iou"] for w in worst] == pytest.approx([c for c, _ in coverage[:2]])
+    grid = cv2.imread(str(tmp_path / "eval" / "grid.png"))
+    assert grid is not None and grid.shape[0] >= 4 * 240

@@ -172,3 +172,35 @@ def test_several_data_roots_train_together(make_dvrk, tmp_path: Path, capsys) ->
     clash = make_dvrk(2, 3, name="other/synthetic")
     assert main(["--data", str(first), str(clash), "--out", str(tmp_path / "bad"), *TINY]) == 2
     assert "share the folder name" in capsys.readouterr().err
+
+
+def test_data_weights_sample_each_root_and_validate_each_root(make_dvrk, tmp_path: Path, capsys) -> None:
+    """Two roots, weights 3:1, 8 samples per epoch: 6 frames from the first root, 2 from the second; a
+    count of validation videos holds out that many from EACH root; every epoch reports each root."""
+    real, generated = make_dvrk(3, 2, name="real"), make_dvrk(3, 4, name="generated")
+    out = tmp_path / "run"
+    args = ["--data", str(real), str(generated), "--data-weights", "3", "1", "--epoch-samples", "8"]
+    assert main([*args, "--input-size", "24x32", "--epochs", "2", "--val-videos", "1", "--out", str(out), *TINY]) == 0
+    log = capsys.readouterr().out
+    assert "each epoch samples 8 frames: real 6, generated 2" in log
+    _, meta = load_checkpoint(out / "best.pt")
+    assert meta.data["data_weights"] == {"real": 3.0, "generated": 1.0}
+    assert sorted(v.split("/")[0] for v in meta.data["val_videos"]) == ["generated", "real"]
+    rows = _csv_rows(out / "metrics.csv")
+    assert [int(r["train_images"]) for r in rows] == [8, 8]
+    for row in rows:
+        for root in ("real", "generated"):
+            assert 0.0 <= float(row[f"val_{root}_iou"]) <= 1.0 and f"val_{root}_recall" in row
+        # the epoch score is the mean of the per-root IoUs
+        mean = (float(row["val_real_iou"]) + float(row["val_generated_iou"])) / 2
+        assert float(row["val_score"]) == pytest.approx(mean)
+    assert "real IoU" in log and "generated IoU" in log
+
+
+def test_data_weights_must_match_the_roots(make_dvrk, tmp_path: Path, capsys) -> None:
+    first, second = make_dvrk(2, 2, name="a"), make_dvrk(2, 2, name="b")
+    common = ["--data", str(first), str(second), "--out", str(tmp_path / "run"), *TINY]
+    assert main([*common, "--data-weights", "1"]) == 2
+    assert "--data-weights has 1 value(s) [1.0] for 2 --data root(s)" in capsys.readouterr().err
+    assert main([*common, "--data-weights", "0", "0"]) == 2
+    assert "positive sum" in capsys.readouterr().err

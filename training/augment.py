@@ -3,7 +3,12 @@
 Geometric operations (scale, translation, rotation, flips) are folded into ONE affine warp
 applied to the image (bilinear) and to the mask (nearest), so both stay aligned and the mask
 stays binary. Photometric operations (brightness, contrast, saturation, hue, gamma, colour
-temperature, blur, noise, JPEG) only touch the image. Every random draw comes from the
+temperature, blur, noise, JPEG) only touch the image.
+
+The "footage" operations model real endoscopes the training data does not show: monochrome
+sensors, strong colour casts, haze and smoke, motion blur, over-exposure, specular highlights
+and field stops (circular, rectangular or none). A field stop blacks out the image outside the
+stop and clears the mask there too (nothing is visible, so nothing is instrument). Every random draw comes from the
 ``numpy.random.Generator`` passed in, so a given (seed, epoch, index) is reproducible.
 """
 
@@ -38,6 +43,41 @@ class AugmentConfig:
     noise_sigma: float = 6.0
     p_jpeg: float = 0.2
     jpeg_quality: tuple[int, int] = (40, 90)
+    # footage the training data does not show (see the module docstring); 0 disables each
+    p_grayscale: float = 0.0
+    p_color_cast: float = 0.0
+    color_cast: float = 0.35  # per-channel gain 1 ± value
+    p_haze: float = 0.0
+    haze_strength: tuple[float, float] = (0.15, 0.55)
+    p_motion_blur: float = 0.0
+    motion_blur_px: tuple[int, int] = (5, 17)
+    p_overexpose: float = 0.0
+    overexpose_gain: tuple[float, float] = (1.3, 2.2)
+    p_specular: float = 0.0
+    p_field_stop: float = 0.0
+
+
+FOOTAGE = dict(
+    p_grayscale=0.1,
+    p_color_cast=0.25,
+    p_haze=0.15,
+    p_motion_blur=0.15,
+    p_overexpose=0.15,
+    p_specular=0.25,
+    p_field_stop=0.3,
+)
+"""Probabilities of the footage operations in the ``footage`` augmentation preset."""
+
+AUGMENT_PRESETS = ("basic", "footage")
+
+
+def augment_preset(name: str) -> AugmentConfig:
+    """``basic``: geometry, colour, blur, noise, JPEG; ``footage``: basic plus the real-footage operations."""
+    if name == "basic":
+        return AugmentConfig()
+    if name == "footage":
+        return AugmentConfig(**FOOTAGE)
+    raise ValueError(f"augmentation preset {name!r}: expected one of {', '.join(AUGMENT_PRESETS)}")
 
 
 def affine_matrix(
@@ -66,9 +106,7 @@ def affine_matrix(
     return (back @ rot @ flip @ centre)[:2]
 
 
-def geometric(
-    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
-) -> tuple[np.ndarray, np.ndarray]:
+def geometric(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
     """Random scale/translate/rotate/flip of image and mask with one shared affine warp."""
     height, width = mask.shape[:2]
     scale = math.exp(rng.uniform(math.log(cfg.scale[0]), math.log(cfg.scale[1])))
@@ -119,6 +157,84 @@ def degrade(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> 
     return image
 
 
+def _low_frequency(rng: np.random.Generator, height: int, width: int, cells: int = 4) -> np.ndarray:
+    """A smooth random field in [0, 1], ``height×width`` float32 (a coarse grid, resized bicubically)."""
+    grid = rng.random((cells, cells)).astype(np.float32)
+    return np.clip(cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+
+
+def haze(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Smoke or haze: blend towards a pale grey with a smoothly varying density."""
+    height, width = image.shape[:2]
+    density = _low_frequency(rng, height, width) * rng.uniform(*cfg.haze_strength)
+    tone = rng.uniform(170, 240) * np.array([1.0, rng.uniform(0.95, 1.05), rng.uniform(0.95, 1.1)], np.float32)
+    out = image.astype(np.float32) * (1.0 - density[..., None]) + tone * density[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def motion_blur(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Linear motion blur of a random length and direction."""
+    length = int(rng.integers(cfg.motion_blur_px[0], cfg.motion_blur_px[1] + 1))
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0
+    rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), rng.uniform(0, 180), 1.0)
+    kernel = cv2.warpAffine(kernel, rotation, (length, length))
+    return cv2.filter2D(image, -1, kernel / max(float(kernel.sum()), 1e-6), borderType=cv2.BORDER_REFLECT_101)
+
+
+def specular(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A few saturated white highlights (wet tissue, metal) of random size."""
+    height, width = image.shape[:2]
+    glow = np.zeros((height, width), np.float32)
+    for _ in range(int(rng.integers(1, 7))):
+        centre = (int(rng.uniform(0, width)), int(rng.uniform(0, height)))
+        axes = (int(rng.uniform(1, max(2.0, width / 18))), int(rng.uniform(1, max(2.0, height / 18))))
+        cv2.ellipse(glow, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
+    glow = cv2.GaussianBlur(glow, (0, 0), rng.uniform(1.0, 3.0))
+    out = image.astype(np.float32) + glow[..., None] * 255.0
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def field_stop_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Visible area of a random field stop (1 inside): a circle or a rounded rectangle, of random size."""
+    visible = np.zeros((height, width), np.uint8)
+    centre = (width / 2 + rng.uniform(-0.05, 0.05) * width, height / 2 + rng.uniform(-0.05, 0.05) * height)
+    if rng.random() < 0.6:
+        radius = rng.uniform(0.5, 0.75) * math.hypot(width, height) / 2
+        cv2.circle(visible, (int(centre[0]), int(centre[1])), int(radius), 1, -1, cv2.LINE_AA)
+    else:
+        half_w, half_h = rng.uniform(0.38, 0.5) * width, rng.uniform(0.4, 0.5) * height
+        corner = int(rng.uniform(0.05, 0.3) * min(half_w, half_h))
+        x0, y0, x1, y1 = int(centre[0] - half_w), int(centre[1] - half_h), int(centre[0] + half_w), int(centre[1] + half_h)
+        cv2.rectangle(visible, (x0 + corner, y0), (x1 - corner, y1), 1, -1)
+        cv2.rectangle(visible, (x0, y0 + corner), (x1, y1 - corner), 1, -1)
+        for cx, cy in ((x0 + corner, y0 + corner), (x1 - corner, y0 + corner), (x0 + corner, y1 - corner), (x1 - corner, y1 - corner)):
+            cv2.circle(visible, (cx, cy), corner, 1, -1)
+    return visible
+
+
+def footage(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The real-footage operations (each with its own probability); only the field stop touches the mask."""
+    if rng.random() < cfg.p_color_cast:
+        gains = 1.0 + rng.uniform(-cfg.color_cast, cfg.color_cast, 3)
+        image = np.clip(image.astype(np.float32) * gains.astype(np.float32), 0, 255).astype(np.uint8)
+    if rng.random() < cfg.p_overexpose:
+        image = np.clip(image.astype(np.float32) * rng.uniform(*cfg.overexpose_gain), 0, 255).astype(np.uint8)
+    if rng.random() < cfg.p_specular:
+        image = specular(image, rng)
+    if rng.random() < cfg.p_haze:
+        image = haze(image, rng, cfg)
+    if rng.random() < cfg.p_motion_blur:
+        image = motion_blur(image, rng, cfg)
+    if rng.random() < cfg.p_grayscale:
+        image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < cfg.p_field_stop:
+        visible = field_stop_mask(rng, *mask.shape[:2])
+        image = image * visible[..., None]
+        mask = mask * visible
+    return image, mask
+
+
 def augment(
     image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -127,5 +243,6 @@ def augment(
     image, mask = geometric(image, mask, rng, cfg)
     if rng.random() < cfg.p_photometric:
         image = photometric(image, rng, cfg)
+    image, mask = footage(image, mask, rng, cfg)
     image = degrade(image, rng, cfg)
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +72,7 @@ class Video:
 
     name: str
     frames: list[FramePair]
+    root: str = ""  # the data set (root folder name) the video belongs to
 
 
 @dataclass
@@ -99,11 +100,7 @@ def natural_key(text: str) -> tuple[Any, ...]:
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(
-        (
-            p
-            for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-        ),
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
         key=lambda p: natural_key(p.stem),
     )
 
@@ -112,9 +109,7 @@ def _by_stem(files: Iterable[Path], folder: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for path in files:
         if path.stem in out:
-            raise DatasetError(
-                f"two files share the stem {path.stem!r} in {folder}: {out[path.stem].name} and {path.name}"
-            )
+            raise DatasetError(f"two files share the stem {path.stem!r} in {folder}: {out[path.stem].name} and {path.name}")
         out[path.stem] = path
     return out
 
@@ -213,9 +208,7 @@ def _discover_endovis(root: Path) -> list[Video]:
     if (root / "left_frames").is_dir():
         dataset_dirs = [root]
     else:
-        dataset_dirs = sorted(
-            (p for p in root.iterdir() if p.is_dir() and _ENDOVIS_DIR.match(p.name)), key=lambda p: natural_key(p.name)
-        )
+        dataset_dirs = sorted((p for p in root.iterdir() if p.is_dir() and _ENDOVIS_DIR.match(p.name)), key=lambda p: natural_key(p.name))
     videos = []
     for folder in dataset_dirs:
         frames_dir, gt_dir = folder / "left_frames", folder / "ground_truth"
@@ -238,9 +231,7 @@ def _discover_endovis(root: Path) -> list[Video]:
     return videos
 
 
-def discover(
-    root: str | os.PathLike[str], layout: str = "auto", group_by: str | None = DEFAULT_GROUP_BY
-) -> DatasetIndex:
+def discover(root: str | os.PathLike[str], layout: str = "auto", group_by: str | None = DEFAULT_GROUP_BY) -> DatasetIndex:
     """Find and pair every frame under ``root``; check that the first pair is readable.
 
     ``group_by`` only applies to the ``folders`` layout. Raises :class:`DatasetError` with the
@@ -280,9 +271,7 @@ def _read_gray(path: Path) -> np.ndarray:
         raise DatasetError(f"could not read mask {path} (missing, unreadable or not an image)")
     if mask.ndim == 3:
         channels = mask[..., :3]
-        if not (
-            np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])
-        ):
+        if not (np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])):
             raise DatasetError(f"mask {path} is a colour image with differing channels; expected a single-channel mask")
         mask = channels[..., 0]
     if mask.dtype != np.uint8:
@@ -300,9 +289,7 @@ def read_mask(path: Path) -> np.ndarray:
     if found <= {0, 1}:
         return mask.astype(np.uint8, copy=False)
     shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
-    raise DatasetError(
-        f"mask {path} is not binary: found values {{{shown}}} ({len(values)} distinct); expected {{0, 255}} or {{0, 1}}"
-    )
+    raise DatasetError(f"mask {path} is not binary: found values {{{shown}}} ({len(values)} distinct); expected {{0, 255}} or {{0, 1}}")
 
 
 def read_label_union(paths: Sequence[Path]) -> np.ndarray:
@@ -311,9 +298,7 @@ def read_label_union(paths: Sequence[Path]) -> np.ndarray:
     for path in paths:
         labels = _read_gray(path) > 0
         if union is not None and labels.shape != union.shape:
-            raise DatasetError(
-                f"label map {path} is {labels.shape[1]}x{labels.shape[0]}, others are {union.shape[1]}x{union.shape[0]}"
-            )
+            raise DatasetError(f"label map {path} is {labels.shape[1]}x{labels.shape[0]}, others are {union.shape[1]}x{union.shape[0]}")
         union = labels if union is None else union | labels
     assert union is not None
     return union.astype(np.uint8)
@@ -345,32 +330,36 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> t
 def combine(indexes: Sequence[DatasetIndex]) -> list[Video]:
     """The videos of one or more data sets. With several, each video is named ``ROOT/VIDEO`` after its
     data set's folder name (e.g. ``synthetic/Video_02``), so names stay unique; the folder names must differ."""
-    if len(indexes) == 1:
-        return list(indexes[0].videos)
     names = [index.root.resolve().name for index in indexes]
+    if len(indexes) == 1:
+        return [Video(video.name, video.frames, names[0]) for video in indexes[0].videos]
     shared = sorted({name for name in names if names.count(name) > 1})
     if shared:
         roots = [str(index.root) for index in indexes]
         raise DatasetError(f"data roots {roots} share the folder name(s) {shared}; each root needs its own name")
-    return [Video(f"{name}/{video.name}", video.frames) for name, index in zip(names, indexes, strict=True) for video in index.videos]
+    return [Video(f"{name}/{video.name}", video.frames, name) for name, index in zip(names, indexes, strict=True) for video in index.videos]
 
 
 def subsample(videos: Sequence[Video], frame_step: int) -> list[Video]:
     """Keep every ``frame_step``-th frame of each video (the first frame is always kept)."""
     if frame_step < 1:
         raise DatasetError(f"frame step must be >= 1, got {frame_step}")
-    return [Video(v.name, v.frames[::frame_step]) for v in videos]
+    return [Video(v.name, v.frames[::frame_step], v.root) for v in videos]
 
 
-def split_videos(
-    videos: Sequence[Video], val_videos: int | Sequence[str], seed: int = 0
-) -> tuple[list[Video], list[Video]]:
+def split_videos(videos: Sequence[Video], val_videos: int | Sequence[str], seed: int = 0) -> tuple[list[Video], list[Video]]:
     """Split by VIDEO into ``(train, val)``.
 
-    ``val_videos`` is a count (that many videos picked by a ``seed``-ed shuffle) or explicit
-    names. Both splits must be non-empty; frames of one video never end up in both.
+    ``val_videos`` is a count or explicit names. A count holds out that many videos picked by a
+    ``seed``-ed shuffle from EACH data set (videos of several roots, see :func:`combine`), so every
+    data set is validated. Both splits must be non-empty; frames of one video never end up in both.
     """
     names = [v.name for v in videos]
+    roots = sorted({v.root for v in videos})
+    if isinstance(val_videos, int) and len(roots) > 1:
+        splits = [split_videos([v for v in videos if v.root == root], val_videos, seed) for root in roots]
+        held_out = {v.name for _, val in splits for v in val}
+        return [v for v in videos if v.name not in held_out], [v for v in videos if v.name in held_out]
     if isinstance(val_videos, int):
         if not 0 < val_videos < len(videos):
             raise DatasetError(
@@ -405,6 +394,13 @@ class FrameCache:
     masks: np.ndarray
     names: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)  # the data set of each frame
+
+    def root_indices(self) -> dict[str, np.ndarray]:
+        """Frame indices of each data set, in first-seen order."""
+        order = list(dict.fromkeys(self.roots))
+        labels = np.array(self.roots)
+        return {root: np.flatnonzero(labels == root) for root in order}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -423,6 +419,7 @@ def build_cache(
 ) -> FrameCache:
     """Decode, validate and resize every frame of ``videos`` to ``size`` (H, W) with a thread pool."""
     pairs = [pair for video in videos for pair in video.frames]
+    roots = [video.root for video in videos for _ in video.frames]
     if not pairs:
         raise DatasetError("cannot cache an empty list of frames")
     height, width = size
@@ -441,7 +438,7 @@ def build_cache(
             results = progress(results, len(pairs))
         for _ in results:
             pass
-    return FrameCache(images, masks, [p.name for p in pairs], [p.video for p in pairs])
+    return FrameCache(images, masks, [p.name for p in pairs], [p.video for p in pairs], roots)
 
 
 class CachedFrameDataset(torch.utils.data.Dataset):
@@ -471,3 +468,57 @@ class CachedFrameDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, mask = augment(image, mask, rng, self.augment_config)
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(mask))
+
+
+class WeightedRootSampler(torch.utils.data.Sampler[int]):
+    """Per-epoch sample of a :class:`FrameCache`'s frames where each data set gets a set share.
+
+    Data set ``r`` contributes ``round(num_samples * w_r / sum(w))`` frames per epoch, drawn as
+    repeated random permutations of its frames (so every frame is seen before any is repeated).
+    The draw depends only on ``(seed, epoch)``; with several processes each rank takes every
+    ``world``-th index of the same draw, all ranks the same count.
+    """
+
+    def __init__(
+        self,
+        cache: FrameCache,
+        weights: dict[str, float],
+        num_samples: int,
+        rank: int = 0,
+        world: int = 1,
+        seed: int = 0,
+    ) -> None:
+        groups = cache.root_indices()
+        unknown = sorted(set(weights) - set(groups))
+        missing = sorted(set(groups) - set(weights))
+        if unknown or missing:
+            raise DatasetError(f"data weights name {sorted(weights)}, the training frames come from {list(groups)}")
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise DatasetError(f"data weights must be >= 0 with a positive sum, got {weights}")
+        if num_samples < 1:
+            raise DatasetError(f"samples per epoch must be >= 1, got {num_samples}")
+        total = sum(weights.values())
+        self.groups = groups
+        self.counts = {root: int(round(num_samples * weights[root] / total)) for root in groups}
+        self.rank, self.world, self.seed, self.epoch = rank, world, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the draw of ``epoch``."""
+        self.epoch = epoch
+
+    def _draw(self) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        parts = []
+        for root, frames in self.groups.items():
+            need = self.counts[root]
+            repeats = -(-need // len(frames)) if need else 0
+            parts.append(np.concatenate([rng.permutation(frames) for _ in range(repeats)])[:need] if need else frames[:0])
+        drawn = np.concatenate(parts)
+        return drawn[rng.permutation(len(drawn))]
+
+    def __len__(self) -> int:
+        return sum(self.counts.values()) // self.world
+
+    def __iter__(self) -> Iterator[int]:
+        drawn = self._draw()
+        return iter(int(i) for i in drawn[self.rank :: self.world][: len(self)])

@@ -8,8 +8,9 @@ there (ModelMeta.threshold unless ``--threshold``), so scores are at full resolu
 pixels of a video / of the whole set; ``mean_frame_iou`` is the mean of per-frame IoUs.
 
 Writes ``report.json`` (checkpoint path and weights digest, data root, input size, exact
-command, per-video and overall metrics) and ``grid.png`` (a few frames per video:
-image | ground truth | prediction with TP green, FP red, FN blue), and prints a table.
+command, per-video and overall metrics, the worst frames of each video) and ``grid.png``, a
+failure gallery: the ``--grid-frames`` lowest-IoU frames of each video, worst first
+(image | ground truth | prediction with TP green, FP red, FN blue), and prints a table.
 """
 
 from __future__ import annotations
@@ -41,6 +42,30 @@ SCORING_NOTE = (
 )
 
 
+class WorstFrames:
+    """The ``count`` lowest-IoU frames seen so far, with their grid rows (built only for candidates)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.kept: list[tuple[float, str, np.ndarray]] = []
+
+    def offer(self, iou: float, name: str, image: np.ndarray, mask: np.ndarray, pred: np.ndarray) -> None:
+        """Keep this frame if it is among the worst so far."""
+        if self.count <= 0 or (len(self.kept) >= self.count and iou >= self.kept[-1][0]):
+            return
+        self.kept.append((iou, name, grid_row(image, mask, pred, f"{name}  IoU {iou:.3f}")))
+        self.kept.sort(key=lambda kept: kept[0])
+        del self.kept[self.count :]
+
+    def names(self) -> list[dict[str, Any]]:
+        """The kept frames, worst first, as ``{"frame", "iou"}``."""
+        return [{"frame": name, "iou": iou} for iou, name, _ in self.kept]
+
+    def rows(self) -> list[np.ndarray]:
+        """Their grid rows, worst first."""
+        return [row for _, _, row in self.kept]
+
+
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike[str] = DEFAULT_CHECKPOINT,
     data: str | os.PathLike[str] = ".",
@@ -70,12 +95,11 @@ def evaluate_checkpoint(
     per_video: dict[str, dict[str, float]] = {}
     overall = ConfusionCounts()
     rows: list[np.ndarray] = []
+    worst: dict[str, list[dict[str, Any]]] = {}
     with ThreadPoolExecutor(2) as pool, torch.no_grad():
         for video in videos:
             counts = ConfusionCounts()
-            shown = set(
-                np.linspace(0, len(video.frames) - 1, min(grid_frames, len(video.frames))).round().astype(int).tolist()
-            )
+            gallery = WorstFrames(grid_frames)
             for begin in range(0, len(video.frames), batch_size):
                 pairs = video.frames[begin : begin + batch_size]
                 loaded = list(pool.map(load_pair, pairs))
@@ -88,10 +112,10 @@ def evaluate_checkpoint(
                     pred = (full[0, 0] >= thr).numpy()
                     frame_counts = confusion(pred, mask)
                     counts += frame_counts
-                    if begin + offset in shown:
-                        title = f"{pair.name}  IoU {frame_counts.metrics()['iou']:.3f}"
-                        rows.append(grid_row(image, mask, pred, title))
+                    gallery.offer(frame_counts.metrics()["iou"], pair.name, image, mask, pred)
             per_video[video.name] = counts.metrics()
+            worst[video.name] = gallery.names()
+            rows += gallery.rows()
             overall += counts
     report: dict[str, Any] = {
         "checkpoint": str(Path(checkpoint).resolve()),
@@ -106,6 +130,7 @@ def evaluate_checkpoint(
         "command": command,
         "videos": per_video,
         "overall": overall.metrics(),
+        "worst_frames": worst,
         "seconds": round(time.monotonic() - start, 2),
     }
     if out is not None:
@@ -144,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--frame-step", type=int, default=1)
-    p.add_argument("--grid-frames", type=int, default=3, help="frames per video in grid.png")
+    p.add_argument("--grid-frames", type=int, default=3, help="worst frames per video in grid.png (the failure gallery)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p
 

@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from synthetic import write_dataset, write_demo_video
+from synthetic import SceneConfig, write_dataset, write_demo_video
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--height", type=int, default=538, help="frame height in px (default 538)")
     ds.add_argument("--workers", type=int, default=2, help="parallel processes, one video each (default 2)")
     ds.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    ds.add_argument(
+        "--extended-instruments",
+        action="store_true",
+        help="also white/pale plastic shafts, shafts filling much of the frame and dark ribbed robotic shafts",
+    )
     vid = sub.add_parser("video", help="write a demo mp4 (OpenCV 'mp4v') of one generated scene")
     vid.add_argument("--out", type=Path, required=True, help="output .mp4 path")
     vid.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
@@ -48,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "dataset":
+        config = SceneConfig(extended_instruments=True) if args.extended_instruments else None
         s = write_dataset(args.out, args.videos, args.frames, args.seed, args.width, args.height,
-                          workers=args.workers, progress=not args.no_progress)
+                          workers=args.workers, progress=not args.no_progress, config=config)
         print(json.dumps({k: s[k] for k in ("videos", "frames", "width", "height", "seed", "seconds",
                                             "seconds_per_frame", "mean_coverage", "empty_frames")}))
         print(f"wrote {s['frames']} frames in {s['seconds']:.1f} s to {args.out} "

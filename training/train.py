@@ -34,11 +34,12 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -49,16 +50,27 @@ from tqdm import tqdm
 
 from engine.paths import usable_cores
 from models.atomic_io import atomic_write_text
-from models.checkpoint import ModelMeta, build_segmenter, read_checkpoint, save_checkpoint, weights_digest
+from models.checkpoint import (
+    ModelMeta,
+    build_segmenter,
+    checkpoint_meta,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    weights_digest,
+)
 from models.frame_model import FrameSegmenter
 from models.unet import UNetConfig, preset
-from training.augment import AugmentConfig
+from training.augment import AUGMENT_PRESETS, augment_preset
 from training.datasets import (
     DEFAULT_GROUP_BY,
     LAYOUTS,
     CachedFrameDataset,
     DatasetError,
+    DatasetIndex,
     FrameCache,
+    Video,
+    WeightedRootSampler,
     build_cache,
     combine,
     discover,
@@ -98,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="dataset root; several roots are trained on together, their videos named ROOTNAME/VIDEO",
     )
+    p.add_argument(
+        "--data-weights",
+        type=float,
+        nargs="+",
+        help="sampling weight of each --data root (same order): each epoch draws that share of its frames from each "
+        "root, e.g. 1 1 for half real, half generated (default: every frame once per epoch)",
+    )
+    p.add_argument("--epoch-samples", type=int, help="frames drawn per epoch with --data-weights (default: all training frames)")
     p.add_argument("--layout", default="auto", choices=LAYOUTS)
     p.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="folders layout: regex on file stems giving the video")
     p.add_argument("--out", required=True, type=Path, help="run folder (metrics, curves, checkpoints)")
@@ -117,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loader-workers", type=int, default=0, help="DataLoader processes for augmentation")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--augment",
+        default="footage",
+        choices=AUGMENT_PRESETS,
+        help="augmentation preset: basic (geometry, colour, blur, noise, JPEG) or footage (basic plus monochrome, colour "
+        "casts, haze/smoke, motion blur, over-exposure, specular highlights, field stops; default)",
+    )
     p.add_argument("--no-augment", action="store_true", help="disable augmentation (for overfitting checks)")
     p.add_argument(
         "--resume",
@@ -128,8 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init-from",
         type=Path,
-        help="fine-tune: start from this checkpoint's weights, config and input size with a fresh "
-        "optimiser, schedule and epoch counter",
+        help="fine-tune: start from this checkpoint's weights, config and input size with a fresh optimiser, schedule and epoch counter",
     )
     p.add_argument(
         "--ema",
@@ -284,12 +310,14 @@ def validate(
     batch_size: int,
     thresholds: Sequence[float] = (0.5,),
     amp: bool = False,
-) -> tuple[list[ConfusionCounts], float]:
-    """Confusion counts at each threshold and the mean loss over the whole cache (this rank's
-    share of frames, all-reduced over ranks)."""
+) -> tuple[dict[str, list[ConfusionCounts]], float]:
+    """Confusion counts per data set (root) at each threshold, and the mean loss over the whole cache
+    (this rank's share of frames, all-reduced over ranks)."""
     model.eval()
+    groups = list(cache.root_indices())
+    group_of = {root: g for g, root in enumerate(groups)}
     indices = range(ctx.rank, len(cache), ctx.world)
-    totals = [ConfusionCounts() for _ in thresholds]
+    totals = [[ConfusionCounts() for _ in thresholds] for _ in groups]
     loss_sum = 0.0
     for start in range(0, len(indices), batch_size):
         chunk = list(indices[start : start + batch_size])
@@ -299,13 +327,37 @@ def validate(
             logits = model(frames)
         loss_sum += float(segmentation_loss(logits, target[:, None].float())) * len(chunk)
         prob = torch.sigmoid(logits.float())[:, 0].cpu()
-        for i, threshold in enumerate(thresholds):
-            totals[i] += confusion(prob >= threshold, target.cpu())
-    reduced = ctx.sum_(
-        torch.stack([t.to_tensor() for t in totals] + [torch.tensor([loss_sum] + [0.0] * 5, dtype=torch.float64)])
-    )
-    counts = [ConfusionCounts.from_tensor(row) for row in reduced[:-1]]
-    return counts, float(reduced[-1, 0]) / max(1, len(cache))
+        target = target.cpu()
+        for row, index in enumerate(chunk):
+            group = totals[group_of[cache.roots[index]]]
+            for i, threshold in enumerate(thresholds):
+                group[i] += confusion(prob[row : row + 1] >= threshold, target[row : row + 1])
+    flat = [counts.to_tensor() for group in totals for counts in group]
+    reduced = ctx.sum_(torch.stack(flat + [torch.tensor([loss_sum] + [0.0] * 5, dtype=torch.float64)]))
+    per_root = {
+        root: [ConfusionCounts.from_tensor(reduced[g * len(thresholds) + i]) for i in range(len(thresholds))]
+        for g, root in enumerate(groups)
+    }
+    return per_root, float(reduced[-1, 0]) / max(1, len(cache))
+
+
+def summarise(per_root: dict[str, ConfusionCounts]) -> dict[str, float]:
+    """Validation scores: pooled over all frames (``iou``, ``dice``, ...), per data set
+    (``<root>_iou``, ``<root>_precision``, ``<root>_recall``) and ``score``, the mean IoU over data
+    sets, which picks the best epoch and the threshold (so a small real set counts as much as a
+    large generated one)."""
+    pooled = ConfusionCounts()
+    for counts in per_root.values():
+        pooled += counts
+    scores = {k: v for k, v in pooled.metrics().items() if k in (*METRIC_NAMES, "mean_frame_iou")}
+    root_ious = []
+    for root, counts in per_root.items():
+        metrics = counts.metrics()
+        root_ious.append(metrics["iou"])
+        if len(per_root) > 1:
+            scores.update({f"{root}_{k}": metrics[k] for k in ("iou", "precision", "recall")})
+    scores["score"] = float(np.mean(root_ious))
+    return scores
 
 
 def _progress(ctx: Dist, iterable: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
@@ -315,11 +367,7 @@ def _progress(ctx: Dist, iterable: Iterable[Any], total: int, desc: str) -> Iter
 def model_config(args: argparse.Namespace) -> UNetConfig:
     """The preset named by ``--model`` with ``--width/--depth/--upsample`` overrides."""
     config = preset(args.model)
-    overrides = {
-        k: v
-        for k, v in (("base_width", args.width), ("depth", args.depth), ("upsample", args.upsample))
-        if v is not None
-    }
+    overrides = {k: v for k, v in (("base_width", args.width), ("depth", args.depth), ("upsample", args.upsample)) if v is not None}
     return replace(config, **overrides) if overrides else config
 
 
@@ -369,14 +417,8 @@ def _log(ctx: Dist, message: str) -> None:
         print(message, flush=True)
 
 
-def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
-    start_time = time.monotonic()
-    if ctx.device.type == "cpu":
-        torch.set_num_threads(args.threads or max(1, usable_cores() // max(1, ctx.local_world)))
-    amp = bool(args.amp if args.amp is not None else ctx.device.type == "cuda") and ctx.device.type == "cuda"
-    if args.amp and ctx.device.type != "cuda":
-        _log(ctx, "note: --amp only applies on CUDA; training in float32 on the CPU")
-    torch.manual_seed(args.seed)
+def check_args(args: argparse.Namespace) -> None:
+    """Reject option values that cannot work, naming the option and the value."""
     for name in ("epochs", "batch_size", "frame_step", "workers"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -386,27 +428,72 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         raise ValueError(f"--ema must be in [0, 1), got {args.ema}")
     if args.anneal_to_budget and args.max_train_minutes is None:
         raise ValueError("--anneal-to-budget needs --max-train-minutes (the budget the decay follows)")
-
-    resume_path = resolve_resume(args)
-    if resume_path is not None and args.init_from is not None:
+    if args.data_weights is not None and len(args.data_weights) != len(args.data):
+        raise ValueError(
+            f"--data-weights has {len(args.data_weights)} value(s) {args.data_weights} for {len(args.data)} --data root(s); "
+            "expected one weight per root"
+        )
+    if args.data_weights is not None and (min(args.data_weights) < 0 or sum(args.data_weights) <= 0):
+        raise ValueError(f"--data-weights {args.data_weights}: expected weights >= 0 with a positive sum")
+    if args.epoch_samples is not None and args.epoch_samples < 1:
+        raise ValueError(f"--epoch-samples must be >= 1, got {args.epoch_samples}")
+    if args.resume is not None and args.init_from is not None:
         raise ValueError("--resume and --init-from exclude each other: resume continues a run, init-from starts one")
-    payload = read_checkpoint(resume_path) if resume_path else None
-    init_payload = read_checkpoint(args.init_from) if args.init_from is not None else None
-    if init_payload is not None:
-        meta = ModelMeta.from_dict(json.loads(init_payload["meta_json"]))
-        meta.threshold = 0.5
-        _log(ctx, f"fine-tuning from {args.init_from} (config {meta.config}, input {meta.input_height}x{meta.input_width})")
-    elif payload is not None:
-        meta = ModelMeta.from_dict(json.loads(payload["meta_json"]))
-        meta.threshold = 0.5
-        _log(ctx, f"resuming from {resume_path} (config {meta.config}, input {meta.input_height}x{meta.input_width})")
-    else:
-        if args.resume == "auto":
-            _log(ctx, f"--resume: {args.out / 'last.pt'} does not exist yet; starting a new run")
-        meta = ModelMeta(model_config(args), input_height=args.input_size[0], input_width=args.input_size[1])
-    size = meta.input_size
 
-    # ---- data
+
+@dataclass
+class StartPoint:
+    """Where a run starts: the model description and the checkpoints it continues from, if any."""
+
+    meta: ModelMeta
+    resume: dict[str, Any] | None = None  # OUT/last.pt payload (weights and training state)
+    init: dict[str, Any] | None = None  # --init-from payload (weights only)
+
+
+def load_start(args: argparse.Namespace, ctx: Dist) -> StartPoint:
+    """A new model from the options, or the one stored in ``--resume`` / ``--init-from``."""
+    resume_path = resolve_resume(args)
+    for label, path in (("fine-tuning from", args.init_from), ("resuming from", resume_path)):
+        if path is not None:
+            payload = read_checkpoint(path)
+            meta = checkpoint_meta(payload, path)
+            meta.threshold = 0.5
+            _log(ctx, f"{label} {path} (config {meta.config}, input {meta.input_height}x{meta.input_width})")
+            return StartPoint(meta, resume=payload if path == resume_path else None, init=None if path == resume_path else payload)
+    if args.resume == "auto":
+        _log(ctx, f"--resume: {args.out / 'last.pt'} does not exist yet; starting a new run")
+    return StartPoint(ModelMeta(model_config(args), input_height=args.input_size[0], input_width=args.input_size[1]))
+
+
+@dataclass
+class TrainingData:
+    """The data sets, their split by video and the RAM caches of both splits."""
+
+    indexes: list[DatasetIndex]
+    train_videos: list[Video]
+    val_videos: list[Video]
+    train: FrameCache
+    val: FrameCache
+
+    def summary(self, args: argparse.Namespace) -> dict[str, Any]:
+        """What the checkpoint records about the training data."""
+        return {
+            "root": str(self.indexes[0].root.resolve()) if len(self.indexes) == 1 else None,
+            "roots": [{"root": str(index.root.resolve()), "layout": index.layout} for index in self.indexes],
+            "layout": self.indexes[0].layout if len({index.layout for index in self.indexes}) == 1 else "mixed",
+            "group_by": args.group_by if any(index.layout == "folders" for index in self.indexes) else None,
+            "frame_step": args.frame_step,
+            "data_weights": root_weights(args, self.train) if args.data_weights is not None else None,
+            "augment": "none" if args.no_augment else args.augment,
+            "train_videos": [v.name for v in self.train_videos],
+            "val_videos": [v.name for v in self.val_videos],
+            "train_frames": len(self.train),
+            "val_frames": len(self.val),
+        }
+
+
+def load_data(args: argparse.Namespace, ctx: Dist, size: tuple[int, int]) -> TrainingData:
+    """Discover every ``--data`` root, split by video (per root) and cache both splits at ``size``."""
     indexes = [discover(root, args.layout, args.group_by) for root in args.data]
     videos = subsample(combine(indexes), args.frame_step)
     train_videos, val_videos = split_videos(videos, args.val_videos, args.seed)
@@ -427,20 +514,31 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         f"cached {len(train_cache)} train + {len(val_cache)} val frames at {size[0]}x{size[1]} "
         f"({(train_cache.nbytes + val_cache.nbytes) / 2**20:.0f} MiB) in {time.monotonic() - t0:.1f} s",
     )
-    meta.data = {
-        "root": str(indexes[0].root.resolve()) if len(indexes) == 1 else None,
-        "roots": [{"root": str(index.root.resolve()), "layout": index.layout} for index in indexes],
-        "layout": indexes[0].layout if len({index.layout for index in indexes}) == 1 else "mixed",
-        "group_by": args.group_by if any(index.layout == "folders" for index in indexes) else None,
-        "frame_step": args.frame_step,
-        "train_videos": [v.name for v in train_videos],
-        "val_videos": [v.name for v in val_videos],
-        "train_frames": len(train_cache),
-        "val_frames": len(val_cache),
-    }
+    return TrainingData(indexes, train_videos, val_videos, train_cache, val_cache)
 
-    dataset = CachedFrameDataset(train_cache, None if args.no_augment else AugmentConfig(), args.seed)
-    sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=args.seed)
+
+def root_weights(args: argparse.Namespace, cache: FrameCache) -> dict[str, float]:
+    """``--data-weights`` keyed by data set name (the root folder's name, as in the video names)."""
+    names = [root.resolve().name for root in args.data]
+    return dict(zip(names, args.data_weights, strict=True))
+
+
+def build_loader(args: argparse.Namespace, ctx: Dist, data: TrainingData) -> tuple[CachedFrameDataset, Any, DataLoader]:
+    """Augmenting dataset, its sampler (weighted per data set with ``--data-weights``) and the loader."""
+    augment_config = None if args.no_augment else augment_preset(args.augment)
+    dataset = CachedFrameDataset(data.train, augment_config, args.seed)
+    sampler: WeightedRootSampler | DistributedSampler[Any]
+    if args.data_weights is not None or args.epoch_samples is not None:
+        weights = (
+            root_weights(args, data.train)
+            if args.data_weights is not None
+            else {root: float(len(frames)) for root, frames in data.train.root_indices().items()}
+        )
+        samples = args.epoch_samples or len(data.train)
+        sampler = WeightedRootSampler(data.train, weights, samples, ctx.rank, ctx.world, args.seed)
+        _log(ctx, f"each epoch samples {samples} frames: " + ", ".join(f"{r} {n}" for r, n in sampler.counts.items()))
+    else:
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=args.seed)
     loader = DataLoader(
         dataset,
         batch_size=args.batch_size,
@@ -449,53 +547,199 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         pin_memory=ctx.device.type == "cuda",
         drop_last=len(sampler) > args.batch_size,
     )
+    return dataset, sampler, loader
 
-    # ---- model and optimisation
+
+@dataclass
+class Optimisation:
+    """Optimiser, LR schedule, AMP scaler and weight average of one run."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    ema: WeightEMA | None
+    budget_used: list[float]  # share of --max-train-minutes used, synchronised over ranks at every step
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything ``--resume`` needs to continue the optimisation."""
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+
+
+def build_optimisation(args: argparse.Namespace, model: nn.Module, steps_per_epoch: int, amp: bool) -> Optimisation:
+    """AdamW with warm-up + cosine decay (following the time budget with ``--anneal-to-budget``)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    total_steps = args.epochs * steps_per_epoch
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
+    budget_used = [0.0]
+    time_fraction = (lambda: budget_used[0]) if args.anneal_to_budget else None
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, time_fraction=time_fraction))
+    ema = WeightEMA(model, args.ema) if args.ema > 0 else None
+    return Optimisation(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=amp), ema, budget_used)
+
+
+@dataclass
+class RunState:
+    """Progress of a run, saved in ``last.pt`` for ``--resume``."""
+
+    counters: dict[str, Any] = field(
+        default_factory=lambda: {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "epochs_since_best": 0, "global_step": 0, "seconds": 0.0}
+    )
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+
+    def restore(self, extra: dict[str, Any]) -> None:
+        """Take the progress stored in a ``last.pt``'s ``extra`` block."""
+        counters = dict(extra["state"])
+        if "best_iou" in counters:  # last.pt written before the per-data-set score
+            counters.setdefault("best_score", counters.pop("best_iou"))
+        self.counters.update(counters)
+        self.history = list(extra["history"])
+        self.best_metrics = dict(extra.get("best_metrics", {}))
+
+
+def train_epoch(
+    net: nn.Module, model: nn.Module, loader: DataLoader, opt: Optimisation, ctx: Dist, amp: bool, budget: tuple[float, float | None]
+) -> tuple[float, int, bool]:
+    """One pass over ``loader``; returns (loss sum, frames seen, whether the time budget ran out)."""
+    budget_start, budget_s = budget
+    net.train()
+    loss_sum, seen = 0.0, 0
+    for frames, masks in _progress(ctx, loader, len(loader), "epoch"):
+        frames = frames.to(ctx.device, non_blocking=True)
+        target = masks.to(ctx.device, non_blocking=True)[:, None].float()
+        with torch.autocast(ctx.device.type, enabled=amp):
+            logits = net(frames)
+        loss = segmentation_loss(logits, target)
+        opt.optimizer.zero_grad(set_to_none=True)
+        opt.scaler.scale(loss).backward()
+        opt.scaler.step(opt.optimizer)
+        opt.scaler.update()
+        if budget_s is not None:
+            opt.budget_used[0] = ctx.max_((time.monotonic() - budget_start) / max(budget_s, 1e-9))
+        opt.scheduler.step()
+        if opt.ema is not None:
+            opt.ema.update(model)
+        loss_sum += float(loss.detach()) * len(frames)
+        seen += len(frames)
+        if opt.budget_used[0] >= 1.0:
+            return loss_sum, seen, True
+    return loss_sum, seen, False
+
+
+def format_epoch(row: dict[str, Any], improved: bool) -> str:
+    """One log line per epoch: losses, pooled scores and each data set's IoU/precision/recall."""
+    roots = [k[: -len("_precision")] for k in row if k.startswith("val_") and k.endswith("_precision") and k != "val_precision"]
+    per_root = "  ".join(f"{r[4:]} IoU {row[r + '_iou']:.3f} P {row[r + '_precision']:.3f} R {row[r + '_recall']:.3f}" for r in roots)
+    return (
+        f"epoch {row['epoch']:3d}  loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  IoU {row['val_iou']:.4f}  "
+        f"Dice {row['val_dice']:.4f}  P {row['val_precision']:.3f}  R {row['val_recall']:.3f}  score {row['val_score']:.4f}"
+        f"{'  ' + per_root if per_root else ''}  {row['epoch_seconds']:.0f}s{'  *best' if improved else ''}"
+    )
+
+
+def pick_threshold(
+    args: argparse.Namespace, ctx: Dist, val: FrameCache, amp: bool, best: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Store in ``OUT/best.pt`` the threshold of the grid with the best validation score; returns
+    (score per threshold, the chosen validation metrics)."""
+    best_path = args.out / "best.pt"
+    if not (args.pick_threshold and best_path.is_file()):
+        return {}, best
+    best_model, best_meta = load_checkpoint(best_path)
+    per_root, _ = validate(best_model.to(ctx.device), val, ctx, args.batch_size, THRESHOLD_GRID, amp=amp)
+    grid = [summarise({root: counts[i] for root, counts in per_root.items()}) for i in range(len(THRESHOLD_GRID))]
+    threshold_scores = {f"{t:.2f}": g["score"] for t, g in zip(THRESHOLD_GRID, grid, strict=True)}
+    chosen, scores = max(zip(THRESHOLD_GRID, grid, strict=True), key=lambda tg: (tg[1]["score"], -abs(tg[0] - 0.5)))
+    best_meta.threshold = chosen
+    validation = {"epoch": best.get("epoch"), "threshold": chosen, **scores}
+    best_meta.metrics = {
+        "validation": validation,
+        "validation_at_0.5": best,
+        "threshold_search_score": threshold_scores,
+        "note": "pooled over val pixels at the input size; score = mean IoU over data sets; threshold = argmax score over the grid",
+    }
+    if ctx.main:
+        save_checkpoint(best_path, best_model, best_meta)
+        _log(
+            ctx,
+            f"threshold {chosen:.2f} picked on validation (score {scores['score']:.4f}, IoU {scores['iou']:.4f}); stored in {best_path}",
+        )
+    return threshold_scores, validation
+
+
+def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
+    start_time = time.monotonic()
+    if ctx.device.type == "cpu":
+        torch.set_num_threads(args.threads or max(1, usable_cores() // max(1, ctx.local_world)))
+    amp = bool(args.amp if args.amp is not None else ctx.device.type == "cuda") and ctx.device.type == "cuda"
+    if args.amp and ctx.device.type != "cuda":
+        _log(ctx, "note: --amp only applies on CUDA; training in float32 on the CPU")
+    torch.manual_seed(args.seed)
+    check_args(args)
+    start = load_start(args, ctx)
+    meta = start.meta
+    data = load_data(args, ctx, meta.input_size)
+    meta.data = data.summary(args)
+    dataset, sampler, loader = build_loader(args, ctx, data)
+
     model = build_segmenter(meta).to(ctx.device)
-    for source in (payload, init_payload):
+    for source in (start.resume, start.init):
         if source is not None:
             model.load_state_dict(source["state_dict"])
     net: nn.Module = (
-        DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
-        if ctx.enabled
-        else model
+        DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None) if ctx.enabled else model
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    total_steps = args.epochs * len(loader)
-    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
-    budget_used = [0.0]  # share of --max-train-minutes used, synchronised over ranks at every step
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        warmup_cosine(total_steps, warmup, time_fraction=(lambda: budget_used[0]) if args.anneal_to_budget else None),
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    ema = WeightEMA(model, args.ema) if args.ema > 0 else None
-
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "best_iou": -1.0,
-        "best_epoch": 0,
-        "epochs_since_best": 0,
-        "global_step": 0,
-        "seconds": 0.0,
+    opt = build_optimisation(args, model, len(loader), amp)
+    run = RunState()
+    if start.resume is not None and "extra" in start.resume:
+        opt.load_state_dict(start.resume["extra"])
+        torch.set_rng_state(start.resume["extra"]["torch_rng"])
+        run.restore(start.resume["extra"])
+    elif start.resume is not None:
+        _log(ctx, "note: the resumed checkpoint holds no training state; only the weights are reused")
+    meta.training = training_record(args, ctx, command, amp)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stopped = run_epochs(args, ctx, net, model, loader, (dataset, sampler), opt, run, data.val, meta, amp, start_time)
+    ctx.barrier()
+    threshold_scores, best = pick_threshold(args, ctx, data.val, amp, run.best_metrics)
+    digests = [weights_digest(model)]
+    if ctx.enabled:
+        gathered: list[Any] = [None] * ctx.world
+        dist.all_gather_object(gathered, digests[0])
+        digests = [str(d) for d in gathered]
+    summary = {
+        "best": best,
+        "threshold_search_score": threshold_scores,
+        "stopped": stopped or "completed",
+        "epochs_done": int(run.counters["epoch"]),
+        "seconds": round(float(run.counters["seconds"]), 1),
+        "world_size": ctx.world,
+        "rank_weight_digests": digests,
+        "command": command,
     }
-    history: list[dict[str, Any]] = []
-    best_metrics: dict[str, Any] = {}
-    if payload is not None and "extra" in payload:
-        extra = payload["extra"]
-        optimizer.load_state_dict(extra["optimizer"])
-        scheduler.load_state_dict(extra["scheduler"])
-        scaler.load_state_dict(extra["scaler"])
-        torch.set_rng_state(extra["torch_rng"])
-        state.update(extra["state"])
-        history = list(extra["history"])
-        best_metrics = dict(extra.get("best_metrics", {}))
-        if ema is not None and "ema" in extra:
-            ema.load_state_dict(extra["ema"])
-    elif payload is not None:
-        _log(ctx, f"note: {resume_path} holds no training state; only the weights are reused")
+    if ctx.main:
+        write_metrics(args.out, run.history, summary)
+    return summary
 
-    meta.training = {
+
+def training_record(args: argparse.Namespace, ctx: Dist, command: str, amp: bool) -> dict[str, Any]:
+    """How the model was trained, as stored in the checkpoint's metadata."""
+    return {
         "command": command,
         "seed": args.seed,
         "device": str(ctx.device),
@@ -503,7 +747,7 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         "batch_size_per_process": args.batch_size,
         "lr": args.lr,
         "epochs_requested": args.epochs,
-        "augment": not args.no_augment,
+        "augment": "none" if args.no_augment else args.augment,
         "amp": amp,
         "loss": "bce_with_logits + soft_dice",
         "ema_decay": args.ema,
@@ -511,163 +755,83 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         "anneal_to_budget": args.anneal_to_budget,
         "init_from": str(args.init_from) if args.init_from is not None else None,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stopped = ""
-    run_seconds_before = float(state["seconds"])
+
+
+def run_epochs(
+    args: argparse.Namespace,
+    ctx: Dist,
+    net: nn.Module,
+    model: FrameSegmenter,
+    loader: DataLoader,
+    epoch_aware: tuple[Any, ...],
+    opt: Optimisation,
+    run: RunState,
+    val: FrameCache,
+    meta: ModelMeta,
+    amp: bool,
+    start_time: float,
+) -> str:
+    """Train, validate and checkpoint epoch by epoch; returns why it stopped early ("" if it did not)."""
+    counters = run.counters
+    seconds_before = float(counters["seconds"])
     budget_s = 60 * args.max_train_minutes if args.max_train_minutes is not None else None
     # --anneal-to-budget counts the whole run (resumes included); a plain budget counts this process
-    budget_start = start_time - (run_seconds_before if args.anneal_to_budget else 0.0)
-
-    def save(path: Path, epoch_meta: ModelMeta) -> None:
-        extra = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "state": dict(state),
-            "history": history,
-            "best_metrics": best_metrics,
-        }
-        if ema is not None:
-            extra["ema"] = ema.state_dict()
-        save_checkpoint(path, model, epoch_meta, extra)
-
-    first_epoch = int(state["epoch"]) + 1
+    budget_start = start_time - (seconds_before if args.anneal_to_budget else 0.0)
+    first_epoch = int(counters["epoch"]) + 1
     if first_epoch > args.epochs:
-        _log(ctx, f"already trained {state['epoch']} epochs (--epochs {args.epochs}); nothing to do")
+        _log(ctx, f"already trained {counters['epoch']} epochs (--epochs {args.epochs}); nothing to do")
     for epoch in range(first_epoch, args.epochs + 1):
         epoch_start = time.monotonic()
-        net.train()
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        loss_sum, seen = 0.0, 0
-        time_up = False
-        for frames, masks in _progress(ctx, loader, len(loader), f"epoch {epoch}/{args.epochs}"):
-            frames = frames.to(ctx.device, non_blocking=True)
-            target = masks.to(ctx.device, non_blocking=True)[:, None].float()
-            with torch.autocast(ctx.device.type, enabled=amp):
-                logits = net(frames)
-            loss = segmentation_loss(logits, target)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if budget_s is not None:
-                budget_used[0] = ctx.max_((time.monotonic() - budget_start) / max(budget_s, 1e-9))
-            scheduler.step()
-            if ema is not None:
-                ema.update(model)
-            state["global_step"] += 1
-            loss_sum += float(loss.detach()) * len(frames)
-            seen += len(frames)
-            if budget_used[0] >= 1.0:
-                time_up = True
-                break
+        for part in epoch_aware:
+            part.set_epoch(epoch)
+        loss_sum, seen, time_up = train_epoch(net, model, loader, opt, ctx, amp, (budget_start, budget_s))
+        counters["global_step"] += len(loader)
         sync_buffers(model, ctx)
-        validated = model
-        if ema is not None:
-            sync_buffers(ema.model, ctx)
-            validated = ema.model
-        train_totals = ctx.sum_(torch.tensor([loss_sum, float(seen)], dtype=torch.float64))
-        (counts,), val_loss = validate(validated, val_cache, ctx, args.batch_size, amp=amp)
-        scores = counts.metrics()
-        state["epoch"] = epoch
-        state["seconds"] = run_seconds_before + time.monotonic() - start_time
+        validated: nn.Module = model
+        if opt.ema is not None:
+            sync_buffers(opt.ema.model, ctx)
+            validated = opt.ema.model
+        totals = ctx.sum_(torch.tensor([loss_sum, float(seen)], dtype=torch.float64))
+        per_root, val_loss = validate(validated, val, ctx, args.batch_size, amp=amp)  # type: ignore[arg-type]
+        scores = summarise({root: counts[0] for root, counts in per_root.items()})
+        counters.update(epoch=epoch, seconds=seconds_before + time.monotonic() - start_time)
         row: dict[str, Any] = {
             "epoch": epoch,
-            "train_loss": float(train_totals[0] / max(1.0, float(train_totals[1]))),
+            "train_loss": float(totals[0] / max(1.0, float(totals[1]))),
             "val_loss": val_loss,
-            **{f"val_{k}": scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")},
-            "lr": optimizer.param_groups[0]["lr"],
+            **{f"val_{k}": v for k, v in scores.items()},
+            "lr": opt.optimizer.param_groups[0]["lr"],
             "epoch_seconds": time.monotonic() - epoch_start,
-            "train_images": int(train_totals[1]),
+            "train_images": int(totals[1]),
             "partial": time_up,
         }
-        history.append(row)
-        improved = scores["iou"] > state["best_iou"]
+        run.history.append(row)
+        improved = scores["score"] > counters["best_score"]
         if improved:
-            state.update(best_iou=scores["iou"], best_epoch=epoch, epochs_since_best=0)
-            best_metrics = {
-                "epoch": epoch,
-                "threshold": 0.5,
-                **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")},
-            }
+            counters.update(best_score=scores["score"], best_epoch=epoch, epochs_since_best=0)
+            run.best_metrics = {"epoch": epoch, "threshold": 0.5, **scores}
         else:
-            state["epochs_since_best"] += 1
-        meta.training.update(epochs=epoch, seconds=round(state["seconds"], 1))
-        meta.metrics = {"validation": best_metrics, "note": "pooled over val pixels at the input size"}
+            counters["epochs_since_best"] += 1
+        meta.training.update(epochs=epoch, seconds=round(counters["seconds"], 1))
+        meta.metrics = {"validation": run.best_metrics, "note": "pooled over val pixels at the input size"}
         if ctx.main:
-            save(args.out / "last.pt", meta)
+            extra = {
+                **opt.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "state": dict(counters),
+                "history": run.history,
+                "best_metrics": run.best_metrics,
+            }
+            save_checkpoint(args.out / "last.pt", model, meta, extra)
             if improved:  # weights and metadata only: best.pt is what gets shipped
                 save_checkpoint(args.out / "best.pt", validated, meta)
-            write_metrics(args.out, history, {"best": best_metrics})
-        _log(
-            ctx,
-            f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  IoU {scores['iou']:.4f}  "
-            f"Dice {scores['dice']:.4f}  P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
-            f"acc {scores['accuracy']:.4f} (all-bg {scores['background_accuracy']:.4f})  "
-            f"{row['epoch_seconds']:.0f}s{'  *best' if improved else ''}",
-        )
+            write_metrics(args.out, run.history, {"best": run.best_metrics})
+        _log(ctx, format_epoch(row, improved))
         if time_up:
-            stopped = f"time budget of {args.max_train_minutes} min reached in epoch {epoch}"
-            break
-        if args.patience > 0 and state["epochs_since_best"] >= args.patience:
-            stopped = f"early stopping: no IoU improvement for {args.patience} epochs"
-            break
-    if stopped:
-        _log(ctx, stopped)
-    ctx.barrier()
-
-    # ---- pick the decision threshold on the validation split with the best weights
-    threshold_scores: dict[str, float] = {}
-    best_path = args.out / "best.pt"
-    if args.pick_threshold and best_path.is_file():
-        best_payload = read_checkpoint(best_path)
-        best_meta = ModelMeta.from_dict(json.loads(best_payload["meta_json"]))
-        best_model = build_segmenter(best_meta).to(ctx.device)
-        best_model.load_state_dict(best_payload["state_dict"])
-        grid_counts, _ = validate(best_model, val_cache, ctx, args.batch_size, THRESHOLD_GRID, amp=amp)
-        threshold_scores = {f"{t:.2f}": c.metrics()["iou"] for t, c in zip(THRESHOLD_GRID, grid_counts, strict=True)}
-        chosen = max(
-            zip(THRESHOLD_GRID, grid_counts, strict=True), key=lambda tc: (tc[1].metrics()["iou"], -abs(tc[0] - 0.5))
-        )
-        scores = chosen[1].metrics()
-        best_meta.threshold = chosen[0]
-        best_meta.metrics = {
-            "validation": {
-                "epoch": best_metrics.get("epoch"),
-                "threshold": chosen[0],
-                **{k: scores[k] for k in (*METRIC_NAMES, "mean_frame_iou")},
-            },
-            "validation_at_0.5": best_metrics,
-            "threshold_search_iou": threshold_scores,
-            "note": "pooled over val pixels at the input size; threshold = argmax IoU over the grid",
-        }
-        best_metrics = best_meta.metrics["validation"]
-        if ctx.main:
-            save_checkpoint(best_path, best_model, best_meta)
-            _log(
-                ctx, f"threshold {chosen[0]:.2f} picked on validation (IoU {scores['iou']:.4f}); stored in {best_path}"
-            )
-
-    digests = [weights_digest(model)]
-    if ctx.enabled:
-        gathered: list[Any] = [None] * ctx.world
-        dist.all_gather_object(gathered, digests[0])
-        digests = [str(d) for d in gathered]
-    summary = {
-        "best": best_metrics,
-        "threshold_search_iou": threshold_scores,
-        "stopped": stopped or "completed",
-        "epochs_done": int(state["epoch"]),
-        "seconds": round(float(state["seconds"]), 1),
-        "world_size": ctx.world,
-        "rank_weight_digests": digests,
-        "command": command,
-    }
-    if ctx.main:
-        write_metrics(args.out, history, summary)
-    return summary
+            return f"time budget of {args.max_train_minutes} min reached in epoch {epoch}"
+        if args.patience > 0 and counters["epochs_since_best"] >= args.patience:
+            return f"early stopping: no validation score improvement for {args.patience} epochs"
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
