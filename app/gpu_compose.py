@@ -23,9 +23,10 @@ costs one host→device copy, device kernels and one device→host copy. :class:
 the static-shape infer + compose step as a CUDA graph and falls back to eager calls, with the reason
 logged, when there is no CUDA device or the capture fails.
 
-Wiring (stage timer spans in brackets): ``upload`` [upload] → ``run`` (= preprocess [preprocess],
-infer [inference], post-process [postprocess], compose [compose]; one graph replay when captured, then
-timed as one span) → ``download`` [download].
+Wiring (stage timer names in brackets; :meth:`GpuFramePath.process_timed` does all of it):
+``upload`` [upload] → ``preprocess`` [preprocess] → ``infer`` [inference] → ``postprocess``
+[postprocess] → ``compose`` [compose] → ``download`` [download]. With CUDA graphs the four middle
+steps are one replay, timed as [inference].
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from app.overlay import OverlayStyle
+from app.stage_timer import StageTimer
 
 LOG = logging.getLogger(__name__)
 
@@ -294,6 +296,34 @@ class GpuFramePath:
             runner.run((view or ViewFlags()).key(), lambda: self.step(view), self)
         self.frame_done()
         return self.download()
+
+    def process_timed(
+        self, frame: np.ndarray, timer: StageTimer, view: ViewFlags | None = None, runner: CudaGraphRunner | None = None
+    ) -> np.ndarray:
+        """:meth:`process` with every step timed in ``timer`` (device spans: CUDA events on a CUDA device).
+
+        Eager: ``upload``, ``preprocess``, ``inference``, ``postprocess``, ``compose``, ``download``. With an
+        active ``runner`` the graph replay (preprocess to compose, one launch) is timed as ``inference`` and
+        the three steps inside it get no samples of their own.
+        """
+        with timer.device_span("upload"):
+            self.upload(frame)
+        if runner is not None and runner.active:
+            with timer.device_span("inference"):
+                runner.run((view or ViewFlags()).key(), lambda: self.step(view), self)
+        else:
+            with torch.no_grad():
+                with timer.device_span("preprocess"):
+                    self.preprocess()
+                with timer.device_span("inference"):
+                    logits = self.infer(self.model_input)
+                with timer.device_span("postprocess"):
+                    self.postprocess(logits)
+                with timer.device_span("compose"):
+                    self.compose(view)
+        self.frame_done()
+        with timer.span("download"):  # host clock: it ends with the host waiting for the copy
+            return self.download()
 
     # -- state save/restore around graph warm-up -------------------------------------------------
 

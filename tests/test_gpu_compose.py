@@ -13,6 +13,7 @@ from app import gpu_compose as g
 from app.gpu_compose import CudaGraphRunner, GpuFramePath, ViewFlags
 from app.live_source import pattern_frames
 from app.overlay import Overlayer, OverlayStyle, Smoother, ViewState
+from app.stage_timer import StageTimer
 from engine.backends.torch_backend import resize_on_device
 
 HEIGHT, WIDTH = 360, 640  # frame
@@ -225,6 +226,18 @@ def test_reset_smoothing_takes_the_next_frame_as_is() -> None:
     path.reset_smoothing()
     path.process(frames(1)[0])
     np.testing.assert_allclose(path.state.numpy(), torch.sigmoid(infer(None)[0, 0]).numpy(), atol=1e-6)
+
+
+def test_timed_process_records_each_step_and_draws_the_same() -> None:
+    prob = probability_map(6)
+    plain = GpuFramePath((WIDTH, HEIGHT), INPUT, _stub_infer(prob)[0], OverlayStyle(), THRESHOLD, smooth=0.4)
+    timed = GpuFramePath((WIDTH, HEIGHT), INPUT, _stub_infer(prob)[0], OverlayStyle(), THRESHOLD, smooth=0.4)
+    timer = StageTimer(device="cpu")
+    for image in frames(3):
+        assert np.array_equal(plain.process(image), timed.process_timed(image, timer, runner=CudaGraphRunner("cpu")))
+    summary = timer.summary_ms()
+    assert set(summary) == {"upload", "preprocess", "inference", "postprocess", "compose", "download"}
+    assert all(row["count"] == 3 for row in summary.values())
 
 
 def test_graph_runner_falls_back_on_cpu_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
