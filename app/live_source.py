@@ -121,6 +121,12 @@ class LatestFrameSlot:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def pending(self) -> bool:
+        """Whether a frame waits to be taken."""
+        with self._cond:
+            return self._item is not None
+
 
 def pattern_frames(width: int, height: int, count: int) -> list[np.ndarray]:
     """``count`` frames of a cheap moving pattern: a tissue-coloured gradient with two grey bars sweeping across."""
@@ -254,7 +260,8 @@ class LiveSource:
     @property
     def ended(self) -> bool:
         """Whether the source stopped emitting and its slot is empty."""
-        return self.slot.closed and self._thread is not None and not self._thread.is_alive()
+        thread_done = self._thread is not None and not self._thread.is_alive()
+        return self.slot.closed and thread_done and not self.slot.pending
 
     @property
     def dropped(self) -> int:

@@ -65,6 +65,7 @@ def test_unread_source_keeps_only_the_last_frame() -> None:
     source.start()
     source.join(10)
     assert source.emitted == 20
+    assert not source.ended  # the last frame still waits in the slot
     frame = source.read(0)
     assert frame is not None and frame.index == 19
     assert source.dropped == 19 and source.taken == 1
