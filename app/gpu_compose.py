@@ -226,13 +226,12 @@ class GpuFramePath:
         """Copy a ``uint8`` ``H×W×3`` frame into :attr:`frame` (via pinned staging and a non-blocking copy on CUDA)."""
         if frame.dtype != np.uint8 or frame.shape != tuple(self.frame.shape):
             raise ValueError(f"expected a uint8 frame of shape {tuple(self.frame.shape)}, got {frame.dtype} {frame.shape}")
-        source = torch.from_numpy(np.ascontiguousarray(frame))
         if self._staging is None:
-            self.frame.copy_(source)
+            np.copyto(self.frame.numpy(), frame)  # a CPU device: the frame buffer is host memory
             return self.frame
         if self._uploaded_once:
             self._upload_done.synchronize()  # the staging buffer may still be in flight from the last frame
-        self._staging.copy_(source)
+        np.copyto(self._staging.numpy(), frame)  # read-only frames (LiveSource(copy=False)) are fine
         self.frame.copy_(self._staging, non_blocking=True)
         self._upload_done.record()
         self._uploaded_once = True

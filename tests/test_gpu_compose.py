@@ -300,3 +300,25 @@ def test_cuda_graph_capture_failure_falls_back_with_a_reason() -> None:
     assert not runner.active and "capture failed" in (runner.reason or "")
     runner.run("k", lambda: buffer.add_(1))
     assert runner.captured == 0
+
+
+def test_live_source_frame_path_and_timer_fit_together() -> None:
+    """The three issue-12 modules as the live bench chains them, with a real (tiny, random) FrameSegmenter on CPU."""
+    from app.live_source import LiveSource, LiveSpec
+    from models.frame_model import FrameSegmenter
+    from models.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    model = FrameSegmenter(UNet(UNetConfig(base_width=2, depth=2))).eval()
+    spec = LiveSpec(96, 64, 500.0)
+    path = GpuFramePath((spec.width, spec.height), (32, 48), model, OverlayStyle(), THRESHOLD, smooth=0.2)
+    timer = StageTimer(device="cpu")
+    source = LiveSource(spec, generator="pattern", count=2, copy=False, max_frames=12)
+    composed = 0
+    with source:
+        while (frame := source.read(5.0)) is not None:
+            out = path.process_timed(frame.image, timer)
+            assert out.shape == (64, 96, 3) and out.dtype == np.uint8
+            composed += 1
+    assert composed == source.taken and source.taken + source.dropped == 12
+    assert timer.summary_ms()["inference"]["count"] == composed
