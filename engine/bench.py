@@ -23,7 +23,7 @@ import onnx
 import torch
 
 from engine.backends.base import BackendUnavailable
-from engine.export import load_model_source
+from engine.model_source import load_model_source
 from engine.specs import BackendSpec
 from engine.synthetic import draw_frames, random_model
 from models.checkpoint import ModelMeta, save_checkpoint

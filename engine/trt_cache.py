@@ -23,6 +23,9 @@ from models.atomic_io import atomic_write_bytes, atomic_write_text
 ENGINE_SUFFIX = ".engine"
 SIDECAR_SUFFIX = ".json"
 CACHE_FORMAT_VERSION = 1
+#: The one batch profile every engine is built with (min 1, opt 1, max ``MAX_BATCH``): the
+#: backend runs larger batches in chunks, so ``engine build`` and the app always ask for the same key.
+MAX_BATCH = 4
 
 
 class EngineCacheError(ValueError):

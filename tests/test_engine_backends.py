@@ -47,7 +47,7 @@ def checkpoint(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def onnx_file(checkpoint: Path, workdir: Path) -> Path:
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     return export_onnx(model, meta, workdir / "model.onnx")
@@ -183,7 +183,7 @@ def test_onnxruntime_cpu_session_settings(checkpoint: Path) -> None:
 def test_cuda_graphs_match_eager(checkpoint: Path, frames: np.ndarray) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device found")
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     eager = TorchBackend(model, meta, device="cuda")
@@ -197,7 +197,7 @@ def test_cuda_graphs_match_eager(checkpoint: Path, frames: np.ndarray) -> None:
 def test_cuda_fp32_matches_the_cpu_reference_without_tf32(checkpoint: Path, frames: np.ndarray) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device found")
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     cpu = TorchBackend(model, meta, device="cpu").infer(frames)
@@ -220,7 +220,7 @@ def test_exact_fp32_block_turns_tf32_off_and_restores_it() -> None:
 
 
 def test_cuda_graphs_refused_on_cpu(checkpoint: Path) -> None:
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     with pytest.raises(ValueError, match="CUDA graphs"):

@@ -10,8 +10,8 @@ import pytest
 import engine.parity
 from engine.__main__ import main
 from engine.bench import adjust_size, parse_sizes
-from engine.export import read_onnx_meta
 from engine.gpu_check import main as gpu_check_main
+from engine.onnx_meta import read_onnx_meta
 from engine.synthetic import random_model
 from models.checkpoint import save_checkpoint
 from models.unet import preset
