@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.backends.base import BackendUnavailable
 from engine.backends.factory import CONCRETE_BACKENDS, available_backends, construct
-from engine.bench import DEFAULT_SIZES, environment, format_bench, parse_sizes, run_bench
+from engine.bench import DEFAULT_SIZES, environment, format_bench, run_bench
 from engine.export import EXPORTERS, export_onnx
 from engine.model_source import load_model_source
 from engine.onnx_meta import read_onnx_meta
@@ -21,6 +21,7 @@ from engine.synthetic import random_model
 from engine.trt_cache import MAX_BATCH
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from models.sizes import parse_sizes
 from models.unet import preset
 
 

@@ -61,18 +61,6 @@ def adjust_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"256x320,538x701"`` → ``[(256, 320), (538, 701)]``."""
-    sizes = []
-    for item in text.split(","):
-        try:
-            height, width = (int(v) for v in item.lower().strip().split("x"))
-        except ValueError:
-            raise ValueError(f"size {item!r} is not HxW (e.g. 256x320)") from None
-        sizes.append((height, width))
-    return sizes
-
-
 def time_backend(backend: Any, frame: np.ndarray, iterations: int, budget_s: float) -> list[float]:
     """Per-call latencies (ms) of ``backend.infer`` on one frame: one warm-up (three if fast), then up
     to ``iterations`` calls or until ``budget_s`` is spent (at least 3)."""
