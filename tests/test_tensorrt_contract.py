@@ -610,3 +610,10 @@ def test_auto_falls_back_after_construction_failures(trt10: tuple[types.ModuleTy
     status = app_main(["--checkpoint", str(checkpoint), "--backend", "tensorrt", "--window", "off",
                        "--output", str(tmp_path / "o.mp4")])
     assert status == 2 and "tensorrt: could not start" in capsys.readouterr().err
+
+
+def test_gpu_requirements_pin_the_tensorrt_major_and_cuda_variant() -> None:
+    lines = (Path(__file__).resolve().parents[1] / "requirements-gpu.txt").read_text().splitlines()
+    pins = [line.split("#")[0].strip() for line in lines if line.strip().startswith("tensorrt")]
+    assert pins == ["tensorrt-cu13>=10.13.2,<11"], "one TensorRT pin: the CUDA 13 variant (torch's CUDA), major 10"
+    assert any("onnxruntime-gpu>=1.27" in line for line in lines)

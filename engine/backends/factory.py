@@ -94,10 +94,6 @@ def resolve_backend(backend: str) -> str:
     return next((name for name in AUTO_ORDER if backend_unavailable(name) is None), AUTO_ORDER[-1])
 
 
-#: Former name of :func:`resolve_backend`.
-first_backend_to_try = resolve_backend
-
-
 def create_backend(
     model_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT,
     backend: str = "auto",
