@@ -617,3 +617,14 @@ def test_gpu_requirements_pin_the_tensorrt_major_and_cuda_variant() -> None:
     pins = [line.split("#")[0].strip() for line in lines if line.strip().startswith("tensorrt")]
     assert pins == ["tensorrt-cu13>=10.13.2,<11"], "one TensorRT pin: the CUDA 13 variant (torch's CUDA), major 10"
     assert any("onnxruntime-gpu>=1.27" in line for line in lines)
+
+
+def test_engine_files_are_never_loaded_from_a_user_path(trt10: tuple[types.ModuleType, Journal],
+                                                        tmp_path: Path) -> None:
+    from engine.trt_cache import EngineCacheError
+
+    outside = tmp_path / "model.engine"
+    outside.write_bytes(b"engine")
+    with pytest.raises(EngineCacheError, match="only loaded from the cache folder"):
+        TensorRTBackend(outside, cache_dir=tmp_path / "cache", device_layer=HostDevice())
+    assert not trt10[1].builds

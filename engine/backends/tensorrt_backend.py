@@ -53,6 +53,7 @@ from engine.trt_cache import (
     fp16_build_path,
     read_engine,
     resolve_inside,
+    tensorrt_major,
     timing_cache_path,
     write_engine,
 )
@@ -93,14 +94,6 @@ def trt_logger() -> trt.ILogger:
     logger = trt.Logger(trt.Logger.WARNING)
     _LOGGER[:] = [(trt, logger)]
     return logger
-
-
-def tensorrt_major(version: str) -> int:
-    """The major version of a TensorRT version string (``"10.13.0.35"`` → 10)."""
-    try:
-        return int(str(version).split(".")[0])
-    except ValueError as error:
-        raise ValueError(f"cannot read the TensorRT major version from {version!r}") from error
 
 
 def _parse_onnx(network: trt.INetworkDefinition, onnx_path: Path) -> None:
