@@ -143,3 +143,30 @@ def test_gpu_check_runs_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str
     markdown = (out / "gpu_check.md").read_text()
     assert "| fast | " in markdown and "onnxruntime-cpu/fp16" in markdown and "## Latency" in markdown
     assert "no CUDA device" in capsys.readouterr().out
+
+
+def test_bench_and_verify_skip_a_backend_that_fails_to_start(checkpoint: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.backends.factory as factory
+
+    real = factory._construct
+
+    def failing(name: str, *args, **kwargs):
+        if name == "torch-cpu":
+            raise RuntimeError("simulated driver failure")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(factory, "_construct", failing)
+    monkeypatch.setattr(engine.bench, "time_backend", lambda *args: [1.0, 1.0, 1.0])
+    out = tmp_path / "v.json"
+    assert main(["verify", "--checkpoint", str(checkpoint), "--backends", "torch-cpu,onnxruntime-cpu", "--frames", "2",
+                 "--json", str(out)]) == 0
+    rows = {row["backend"]: row for row in json.loads(out.read_text())}
+    assert rows["torch-cpu"]["status"] == "skipped" and rows["onnxruntime-cpu"]["status"] == "ok"
+    assert rows["torch-cpu"]["detail"] == "torch-cpu: could not start: RuntimeError: simulated driver failure"
+    bench = tmp_path / "b.json"
+    assert main(["bench", "--checkpoint", str(checkpoint), "--sizes", "64x96", "--backends", "torch-cpu,onnxruntime-cpu",
+                 "--json", str(bench)]) == 0
+    status = {row["backend"]: (row["status"], row["note"]) for row in json.loads(bench.read_text())["rows"]}
+    assert status["torch-cpu"] == ("skipped", "torch-cpu: could not start: RuntimeError: simulated driver failure")
+    assert status["onnxruntime-cpu"][0] == "ok"
