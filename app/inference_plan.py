@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.backends.base import InferenceBackend
-from engine.backends.factory import first_backend_to_try
+from engine.backends import REGISTRY, InferenceBackend, capabilities, resolve_backend
 from engine.paths import usable_cores
 
-#: Backends that run on the host CPU (their calls are thread-safe and may overlap).
-CPU_BACKENDS = ("onnxruntime-cpu", "torch-cpu")
+#: Backends whose calls may overlap (declared in engine.backends.registry), e.g. for error messages.
+CPU_BACKENDS = tuple(name for name, caps in REGISTRY.items() if caps.concurrent_calls)
 #: Inference workers on CPU backends when not given.
 DEFAULT_CPU_WORKERS = 2
 
@@ -54,9 +53,9 @@ def plan_inference(backend: str, workers: int | None, threads: int | None, cores
     for option, value in (("--inference-workers", workers), ("--threads", threads)):
         if value is not None and value < 1:
             raise ValueError(f"{option} {value}: expected a whole number ≥ 1")
-    name = first_backend_to_try(backend)
+    name = resolve_backend(backend)
     cores = usable_cores() if cores is None else cores
-    if name not in CPU_BACKENDS:
+    if not capabilities(name).concurrent_calls:
         if workers is not None and workers > 1:
             raise ValueError(
                 f"--inference-workers {workers}: backend {name} runs on a GPU and takes one worker; "

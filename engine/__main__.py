@@ -10,14 +10,18 @@ import tempfile
 from pathlib import Path
 
 from engine.backends.base import BackendUnavailable
-from engine.backends.factory import CONCRETE_BACKENDS, available_backends
-from engine.bench import DEFAULT_SIZES, environment, format_bench, parse_sizes, run_bench
-from engine.export import EXPORTERS, export_onnx, load_model_source, read_onnx_meta
+from engine.backends.factory import CONCRETE_BACKENDS, available_backends, construct
+from engine.bench import DEFAULT_SIZES, environment, format_bench, run_bench
+from engine.export import EXPORTERS, export_onnx
+from engine.model_source import load_model_source
+from engine.onnx_meta import read_onnx_meta
 from engine.parity import format_parity, verify
 from engine.specs import parse_specs
 from engine.synthetic import random_model
+from engine.trt_cache import MAX_BATCH
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from models.sizes import parse_sizes
 from models.unet import preset
 
 
@@ -36,7 +40,7 @@ def _build(args: argparse.Namespace) -> int:
     from engine.backends.tensorrt_backend import TensorRTBackend
 
     try:
-        backend = TensorRTBackend(args.checkpoint, precision=args.precision, max_batch=args.max_batch)
+        backend = construct("tensorrt", lambda: TensorRTBackend(args.checkpoint, precision=args.precision))
     except BackendUnavailable as error:
         print(f"error: cannot build a TensorRT engine: {error}", file=sys.stderr)
         return 2
@@ -99,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixed-batch", action="store_true", help="batch axis fixed to 1 instead of dynamic")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("build", help="build the TensorRT engine into the cache")
+    p = sub.add_parser("build", help=f"build the TensorRT engine into the cache (batch profile 1..{MAX_BATCH}, "
+                                     "the key the app looks up)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=".pt checkpoint or exported .onnx")
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
-    p.add_argument("--max-batch", type=int, default=4)
     p.set_defaults(func=_build)
 
     p = sub.add_parser("verify", help="parity of every available backend against PyTorch CPU FP32")

@@ -23,7 +23,7 @@ import onnx
 import torch
 
 from engine.backends.base import BackendUnavailable
-from engine.export import load_model_source
+from engine.model_source import load_model_source
 from engine.specs import BackendSpec
 from engine.synthetic import draw_frames, random_model
 from models.checkpoint import ModelMeta, save_checkpoint
@@ -59,18 +59,6 @@ def adjust_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     if height < 1 or width < 1:
         raise ValueError(f"sizes must be positive, got {height}x{width}")
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
-
-
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"256x320,538x701"`` → ``[(256, 320), (538, 701)]``."""
-    sizes = []
-    for item in text.split(","):
-        try:
-            height, width = (int(v) for v in item.lower().strip().split("x"))
-        except ValueError:
-            raise ValueError(f"size {item!r} is not HxW (e.g. 256x320)") from None
-        sizes.append((height, width))
-    return sizes
 
 
 def time_backend(backend: Any, frame: np.ndarray, iterations: int, budget_s: float) -> list[float]:

@@ -1,61 +1,41 @@
-"""ONNX export of the frame model, its embedded metadata and the per-checkpoint export cache.
-
-Input contract of every exported graph (the frame itself, nothing to prepare outside):
-
-* input ``frames``: ``uint8`` ``N×H×W×3`` BGR, H×W fixed to the checkpoint's input size; the
-  batch axis is dynamic (``batch``) by default;
-* output ``logits``: ``float32`` ``N×1×H×W``.
+"""ONNX export of the frame model with this project's metadata embedded (:mod:`engine.onnx_meta`).
 
 The ``uint8`` → float cast is the first node of the graph (TensorRT only accepts ``uint8``
 network inputs that feed a cast), followed by the folded normalisation, the NHWC → NCHW
 transpose and BGR → RGB flip of :class:`~models.frame_model.FrameSegmenter`. The FP16 variant
 holds float16 weights and computes in float16 but keeps the ``uint8`` input and casts the
-logits back to ``float32`` inside the graph.
-
-The whole :class:`~models.checkpoint.ModelMeta` (plus the weights digest, the contract, the
-precision and the exporter) is stored in the ONNX ``metadata_props``, so an ``.onnx`` file alone
-is enough to run: :func:`read_onnx_meta` reads it back and :func:`load_model_source` rebuilds
-the PyTorch model from either a ``.pt`` checkpoint or an exported ``.onnx`` file (BatchNorm
-layers are kept in the graph, so the initializers carry the state-dict names; ONNX Runtime and
-TensorRT fuse them into the convolutions at load time).
+logits back to ``float32`` inside the graph. Reading a file back: :mod:`engine.onnx_meta`,
+:mod:`engine.model_source`; the per-checkpoint export cache: :mod:`engine.onnx_cache`.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 from torch import nn
 
-from engine.paths import onnx_cache_dir
+from engine.onnx_meta import (
+    INPUT_NAME,
+    ONNX_FORMAT,
+    ONNX_FORMAT_VERSION,
+    OUTPUT_NAME,
+    PREFIX,
+    check_precision,
+    input_contract,
+)
 from models.atomic_io import atomic_write_bytes
-from models.checkpoint import ModelMeta, build_segmenter, load_checkpoint, weights_digest
+from models.checkpoint import ModelMeta, weights_digest
 from models.frame_model import FrameSegmenter
 
-LOG = logging.getLogger("engine")
-
-PRECISIONS = ("fp32", "fp16")
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_OPSET = 17
-INPUT_NAME = "frames"
-OUTPUT_NAME = "logits"
-ONNX_FORMAT = "surgical-seg-onnx"
-ONNX_FORMAT_VERSION = "1"
-_PREFIX = "surgseg."
-
-
-class OnnxModelError(ValueError):
-    """An ONNX file is missing, unreadable, or lacks this project's metadata."""
 
 
 class _ExportWrapper(nn.Module):
@@ -67,25 +47,6 @@ class _ExportWrapper(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.segmenter(frames.to(self.segmenter.scale.dtype)).float()
-
-
-def check_precision(precision: str) -> str:
-    """Return ``precision`` if it is ``fp32`` or ``fp16``; raise ``ValueError`` otherwise."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision
-
-
-def input_contract(meta: ModelMeta, dynamic_batch: bool = True) -> dict[str, Any]:
-    """The input/output contract written into the ONNX metadata."""
-    batch: int | str = "batch" if dynamic_batch else 1
-    return {
-        "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": "BGR",
-                  "shape": [batch, meta.input_height, meta.input_width, 3]},
-        "output": {"name": OUTPUT_NAME, "dtype": "float32", "layout": "NCHW",
-                   "shape": [batch, 1, meta.input_height, meta.input_width],
-                   "meaning": "logits; sigmoid(logits) >= threshold is instrument"},
-    }
 
 
 def _export_graph(
@@ -149,118 +110,13 @@ def export_onnx(
         "contract": json.dumps(input_contract(meta, dynamic_batch), sort_keys=True),
         "exporter": f"torch.onnx {exporter} (torch {torch.__version__})",
         "opset": str(opset),
+        "buffers": json.dumps({name: int(value) for name, value in source.state_dict().items()
+                               if name.endswith("num_batches_tracked")}, sort_keys=True),
     }
     del proto.metadata_props[:]
     for key, value in properties.items():
         entry = proto.metadata_props.add()
-        entry.key, entry.value = _PREFIX + key, value
+        entry.key, entry.value = PREFIX + key, value
     proto.doc_string = f"Surgical instrument segmentation ({meta.config}), {precision}; see metadata_props"
     onnx.checker.check_model(proto)
     return atomic_write_bytes(out, proto.SerializeToString())
-
-
-def _load_proto(path: Path) -> onnx.ModelProto:
-    if not path.is_file():
-        raise OnnxModelError(f"ONNX model {path} does not exist")
-    try:
-        return onnx.load(str(path))
-    except Exception as error:  # protobuf raises DecodeError and others for corrupt files
-        raise OnnxModelError(f"ONNX model {path} could not be read: {error}") from error
-
-
-def _meta_from_proto(proto: onnx.ModelProto, path: Path) -> tuple[ModelMeta, dict[str, Any]]:
-    props = {p.key[len(_PREFIX):]: p.value for p in proto.metadata_props if p.key.startswith(_PREFIX)}
-    if props.get("format") != ONNX_FORMAT:
-        raise OnnxModelError(
-            f"{path} has no {ONNX_FORMAT} metadata (metadata_props key {_PREFIX}format); "
-            "export it with `python -m engine export`"
-        )
-    try:
-        meta = ModelMeta.from_dict(json.loads(props["meta"]))
-        info: dict[str, Any] = {
-            "model_hash": props["model_hash"],
-            "precision": check_precision(props["precision"]),
-            "contract": json.loads(props["contract"]),
-            "exporter": props.get("exporter", ""),
-            "opset": int(props.get("opset", "0")),
-            "format_version": props["format_version"],
-        }
-    except (KeyError, TypeError, ValueError) as error:
-        raise OnnxModelError(f"ONNX model {path} has invalid {ONNX_FORMAT} metadata: {error!r}") from error
-    info["dynamic_batch"] = info["contract"]["input"]["shape"][0] == "batch"
-    return meta, info
-
-
-def read_onnx_meta(path: str | os.PathLike[str]) -> tuple[ModelMeta, dict[str, Any]]:
-    """Return the :class:`ModelMeta` stored in an exported ONNX file and a dict with
-    ``model_hash``, ``precision``, ``contract``, ``exporter``, ``opset``, ``dynamic_batch``."""
-    path = Path(path)
-    return _meta_from_proto(_load_proto(path), path)
-
-
-def is_onnx_path(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` names an ONNX file (by suffix)."""
-    return Path(path).suffix.lower() == ".onnx"
-
-
-def load_model_source(path: str | os.PathLike[str]) -> tuple[FrameSegmenter, ModelMeta]:
-    """Rebuild the PyTorch model (CPU, float32, eval) from a ``.pt`` checkpoint or an exported ``.onnx``."""
-    path = Path(path)
-    if not is_onnx_path(path):
-        return load_checkpoint(path)
-    proto = _load_proto(path)
-    meta, info = _meta_from_proto(proto, path)
-    model = build_segmenter(meta)
-    weights = {init.name: init for init in proto.graph.initializer}
-    for node in proto.graph.node:  # the exporter de-duplicates equal tensors through Identity nodes
-        if node.op_type == "Identity" and node.input[0] in weights:
-            weights[node.output[0]] = weights[node.input[0]]
-    state: dict[str, torch.Tensor] = {}
-    missing = []
-    for name, reference in model.state_dict().items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = reference
-        elif "segmenter." + name in weights or name in weights:
-            array = numpy_helper.to_array(weights.get("segmenter." + name, weights.get(name)))
-            state[name] = torch.from_numpy(np.array(array, dtype=np.float32)).reshape(reference.shape)
-        else:
-            missing.append(name)
-    if missing:
-        raise OnnxModelError(
-            f"ONNX model {path} does not carry the PyTorch weights by name ({len(missing)} missing, e.g. "
-            f"{missing[0]!r}); it was probably exported with exporter='dynamo': use the .pt checkpoint instead"
-        )
-    model.load_state_dict(state)
-    if info["precision"] == "fp32" and weights_digest(model) != info["model_hash"]:
-        raise OnnxModelError(f"ONNX model {path}: weights do not match the stored model hash {info['model_hash']}")
-    return model.eval(), meta
-
-
-def cached_onnx_path(digest: str, meta: ModelMeta, precision: str) -> Path:
-    """``<cache>/onnx/<digest>-<H>x<W>-<precision>.onnx``."""
-    return onnx_cache_dir() / f"{digest}-{meta.input_height}x{meta.input_width}-{check_precision(precision)}.onnx"
-
-
-def ensure_onnx(model_path: str | os.PathLike[str], precision: str = "fp32") -> tuple[Path, ModelMeta, dict[str, Any]]:
-    """An ONNX file for ``model_path`` at ``precision``: the file itself if it already is one,
-    else an export cached per weights digest, input size and precision (exported once)."""
-    check_precision(precision)
-    model_path = Path(model_path)
-    if is_onnx_path(model_path):
-        meta, info = read_onnx_meta(model_path)
-        if info["precision"] == precision:
-            return model_path, meta, info
-    model, meta = load_model_source(model_path)
-    target = cached_onnx_path(weights_digest(model), meta, precision)
-    if target.is_file():
-        try:
-            cached_meta, info = read_onnx_meta(target)
-            if info["model_hash"] == weights_digest(model) and info["precision"] == precision:
-                return target, cached_meta, info
-            LOG.warning("cached ONNX %s does not match its name; exporting again", target)
-        except OnnxModelError as error:
-            LOG.warning("cached ONNX %s is unusable (%s); exporting again", target, error)
-    LOG.info("exporting %s to %s (%s, cached for the next start)", model_path, target, precision)
-    export_onnx(model, meta, target, precision=precision)
-    cached_meta, info = read_onnx_meta(target)
-    return target, cached_meta, info

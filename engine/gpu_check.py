@@ -22,12 +22,13 @@ from typing import Any
 
 import torch
 
-from engine.bench import DEFAULT_SIZES, environment, format_bench, parse_sizes, run_bench
+from engine.bench import DEFAULT_SIZES, environment, format_bench, run_bench
 from engine.parity import format_parity, verify
 from engine.specs import BackendSpec
 from engine.synthetic import random_model
 from models.atomic_io import atomic_write_text
 from models.checkpoint import save_checkpoint
+from models.sizes import parse_sizes
 from models.unet import preset
 
 GPU_SPECS = ["torch-cuda", "torch-cuda+graphs", "torch-cuda/fp32", "tensorrt", "onnxruntime-tensorrt",

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from engine.backends.base import BackendUnavailable
-from engine.export import load_model_source
+from engine.model_source import load_model_source
 from engine.specs import BackendSpec
 from engine.synthetic import draw_frames
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.backends.base import BackendUnavailable, InferenceBackend
-from engine.backends.factory import CONCRETE_BACKENDS, backend_unavailable, create_backend
+from engine.backends.factory import CONCRETE_BACKENDS, backend_unavailable, construct, create_backend
 from engine.backends.torch_backend import TorchBackend
-from engine.export import load_model_source
+from engine.model_source import load_model_source
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,15 @@ class BackendSpec:
         return backend_unavailable(self.name)
 
     def create(self, model_path: str | os.PathLike[str]) -> InferenceBackend:
-        """Construct the backend for ``model_path``."""
+        """Construct the backend for ``model_path``; :class:`BackendUnavailable` (with the reason) when it
+        cannot run or fails to start here."""
         reason = self.unavailable()
         if reason:
             raise BackendUnavailable(f"{self.name}: {reason}")
         if self.cuda_graphs:
             model, meta = load_model_source(Path(model_path))
-            return TorchBackend(model, meta, device="cuda", half=self.precision != "fp32", cuda_graphs=True)
+            return construct(str(self), lambda: TorchBackend(model, meta, device="cuda", half=self.precision != "fp32",
+                                                             cuda_graphs=True))
         return create_backend(model_path, self.name, self.precision)
 
 

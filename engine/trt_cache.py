@@ -23,6 +23,9 @@ from models.atomic_io import atomic_write_bytes, atomic_write_text
 ENGINE_SUFFIX = ".engine"
 SIDECAR_SUFFIX = ".json"
 CACHE_FORMAT_VERSION = 1
+#: The one batch profile every engine is built with (min 1, opt 1, max ``MAX_BATCH``): the
+#: backend runs larger batches in chunks, so ``engine build`` and the app always ask for the same key.
+MAX_BATCH = 4
 
 
 class EngineCacheError(ValueError):
@@ -143,6 +146,14 @@ def timing_cache_path(cache_dir: Path, gpu_name: str, compute_capability: str, t
     return cache_dir / f"timing-{_safe(gpu_name)}-sm{_safe(compute_capability)}-trt{_safe(tensorrt_version)}.cache"
 
 
+def tensorrt_major(version: str) -> int:
+    """The major version of a TensorRT version string (``"10.13.0.35"`` → 10); ``ValueError`` naming it otherwise."""
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError as error:
+        raise ValueError(f"cannot read the TensorRT major version from {version!r}") from error
+
+
 def fp16_build_path(tensorrt_version: str, has_fp16_flag: bool) -> str:
     """How to get an FP16 engine from this TensorRT:
 
@@ -152,10 +163,7 @@ def fp16_build_path(tensorrt_version: str, has_fp16_flag: bool) -> str:
       strongly typed) or a build without the flag: parse the FP16 ONNX graph into a
       ``STRONGLY_TYPED`` network, so the types in the graph decide the precision.
     """
-    try:
-        major = int(str(tensorrt_version).split(".")[0])
-    except ValueError as error:
-        raise ValueError(f"cannot read the TensorRT major version from {tensorrt_version!r}") from error
+    major = tensorrt_major(tensorrt_version)
     if major < 10:
         raise ValueError(f"TensorRT {tensorrt_version} is too old: this code needs TensorRT >= 10 (tensor-name API)")
     if major >= 11 or not has_fp16_flag:

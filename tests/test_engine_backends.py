@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import logging
 from pathlib import Path
 
@@ -11,10 +12,13 @@ import torch
 
 from engine.backends import (
     CONCRETE_BACKENDS,
+    REGISTRY,
     BackendUnavailable,
     available_backends,
     backend_unavailable,
+    capabilities,
     create_backend,
+    resolve_backend,
 )
 from engine.backends.torch_backend import TorchBackend
 from engine.export import export_onnx
@@ -47,7 +51,7 @@ def checkpoint(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def onnx_file(checkpoint: Path, workdir: Path) -> Path:
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     return export_onnx(model, meta, workdir / "model.onnx")
@@ -128,12 +132,53 @@ def test_missing_and_corrupt_model_files_fail_clearly(backend_name: str, tmp_pat
             create_backend(corrupt, backend_name)
 
 
-def test_available_backends_lists_every_name_with_reasons() -> None:
+def test_available_backends_lists_every_name_with_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from engine.backends.cuda_device import NO_CUDA
+    from engine.backends.tensorrt_backend import INSTALL_HINT
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))  # e.g. only type stubs installed
+    monkeypatch.setattr(sys.modules["tensorrt"], "__spec__", importlib.machinery.ModuleSpec("tensorrt", None))
     status = available_backends()
     assert tuple(status) == CONCRETE_BACKENDS
-    assert status["torch-cpu"] is None
-    for _name, reason in status.items():
-        assert reason is None or (isinstance(reason, str) and reason)
+    assert status["torch-cpu"] is None and status["onnxruntime-cpu"] is None  # onnxruntime is in requirements.txt
+    assert status["tensorrt"] == f"{INSTALL_HINT} (the 'tensorrt' found has no runtime)"
+    assert status["torch-cuda"] == NO_CUDA
+    for name in ("onnxruntime-cuda", "onnxruntime-tensorrt"):
+        assert status[name] and ("ExecutionProvider" in status[name] or status[name] == NO_CUDA)
+    assert all(status[name] for name in CONCRETE_BACKENDS if capabilities(name).device == "cuda")
+
+
+def test_registry_declares_every_backend_and_matches_the_built_objects(checkpoint: Path) -> None:
+    assert set(REGISTRY) == set(CONCRETE_BACKENDS) and resolve_backend("torch-cpu") == "torch-cpu"
+    assert {n for n, c in REGISTRY.items() if c.concurrent_calls} == {"onnxruntime-cpu", "torch-cpu"}
+    assert capabilities("torch-cpu").precisions == ("fp32",) and capabilities("tensorrt").default_precision == "fp16"
+    assert [n for n, c in REGISTRY.items() if c.cuda_graphs] == ["torch-cuda"]
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        capabilities("auto")
+    for name in ("onnxruntime-cpu", "torch-cpu"):
+        with create_backend(checkpoint, name) as backend:
+            assert backend.concurrent_calls == capabilities(name).concurrent_calls
+
+
+def test_torch_cpu_honours_the_planned_thread_count(checkpoint: Path, frames: np.ndarray) -> None:
+    import threading
+
+    seen: list[int] = []
+    with create_backend(checkpoint, "torch-cpu", threads=1) as backend:
+        assert backend.threads == 1 and "1 thread" in backend.describe()
+
+        def worker() -> None:  # PyTorch's CPU thread count is per calling thread: set where the call runs
+            backend.infer(frames[:1])
+            seen.append(torch.get_num_threads())
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    assert seen == [1]
 
 
 def test_auto_logs_one_line_naming_backend_and_reason(checkpoint: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -183,7 +228,7 @@ def test_onnxruntime_cpu_session_settings(checkpoint: Path) -> None:
 def test_cuda_graphs_match_eager(checkpoint: Path, frames: np.ndarray) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device found")
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     eager = TorchBackend(model, meta, device="cuda")
@@ -197,7 +242,7 @@ def test_cuda_graphs_match_eager(checkpoint: Path, frames: np.ndarray) -> None:
 def test_cuda_fp32_matches_the_cpu_reference_without_tf32(checkpoint: Path, frames: np.ndarray) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device found")
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     cpu = TorchBackend(model, meta, device="cpu").infer(frames)
@@ -220,7 +265,7 @@ def test_exact_fp32_block_turns_tf32_off_and_restores_it() -> None:
 
 
 def test_cuda_graphs_refused_on_cpu(checkpoint: Path) -> None:
-    from engine.export import load_model_source
+    from engine.model_source import load_model_source
 
     model, meta = load_model_source(checkpoint)
     with pytest.raises(ValueError, match="CUDA graphs"):

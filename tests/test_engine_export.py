@@ -11,14 +11,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine.export import (
-    OnnxModelError,
-    cached_onnx_path,
-    ensure_onnx,
-    export_onnx,
-    load_model_source,
-    read_onnx_meta,
-)
+from engine.export import export_onnx
+from engine.model_source import load_model_source
+from engine.onnx_cache import cached_onnx_path, ensure_onnx
+from engine.onnx_meta import OnnxModelError, read_onnx_meta
 from engine.parity import mask_iou
 from engine.paths import cache_root
 from engine.synthetic import draw_frames, random_model

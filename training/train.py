@@ -60,6 +60,7 @@ from models.checkpoint import (
     weights_digest,
 )
 from models.frame_model import FrameSegmenter
+from models.sizes import parse_size
 from models.unet import UNetConfig, preset
 from training.augment import AUGMENT_PRESETS, augment_preset
 from training.datasets import (
@@ -82,17 +83,6 @@ from training.metrics import METRIC_NAMES, ConfusionCounts, confusion
 from training.plots import write_curves
 
 THRESHOLD_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(9))
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256x320"`` → ``(256, 320)`` (height × width)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"input size {text!r} must look like HEIGHTxWIDTH, e.g. 256x320") from None
-    if height < 8 or width < 8:
-        raise argparse.ArgumentTypeError(f"input size {text!r} is too small; expected at least 8x8")
-    return height, width
 
 
 def parse_val_videos(text: str) -> int | list[str]:

@@ -2,7 +2,8 @@
 # One short session on a lent CUDA machine, from the repository root:
 #   OUT=DIR bash docs/benchmarks/gpu-session.sh
 # 1. engine.gpu_check: torch CUDA FP16 (with and without CUDA graphs) parity and latency;
-#    TensorRT / ONNX Runtime GPU rows where installed;
+#    TensorRT / ONNX Runtime GPU rows where installed; 1b. where TensorRT is importable, `engine verify` and
+#    `engine bench` with tensorrt (engine-verify-tensorrt.json, engine-bench-tensorrt.json);
 # 2. generates a fresh synthetic set with the project's generator (seed 5000, never the held-out seed 1000);
 # 3. fine-tunes the shipped model on it on the GPU for what is left of the session's time budget,
 #    with the cosine decay following that budget (--anneal-to-budget);
@@ -29,9 +30,10 @@ INIT=${INIT:-models/weights/default.pt} DATA_SEED=${DATA_SEED:-5000} LR=${LR:-2e
 RESERVE=${RESERVE:-100}  # threshold pick, copies and the app bench
 if [ "$SMOKE" = 1 ]; then
   VIDEOS=${VIDEOS:-4} FRAMES=6 VAL=1 BATCH=4 CHECK_ARGS=${CHECK_ARGS:---models fast --sizes 256x320 --budget 0.5}
-  BENCH=(--frames 10)
+  BENCH=(--frames 10) TRT_BENCH=(--models fast --sizes 256x320 --budget 0.5)
 else
   VIDEOS=${VIDEOS:-240} FRAMES=40 VAL=12 BATCH=32 CHECK_ARGS=${CHECK_ARGS:---budget 1} BENCH=(--frames 150)
+  TRT_BENCH=(--models fast,classic --sizes 256x320,512x640 --budget 1)
 fi
 read -r -a CHECK <<< "$CHECK_ARGS"
 
@@ -136,6 +138,18 @@ fi
 
 echo "== 1. GPU check (left $(left) s)"
 timeout 150 python3 -m engine.gpu_check --out "$OUT" "${CHECK[@]}" || echo "gpu_check ended with status $?"
+
+# 1b. TensorRT, whenever it is importable (with a runtime, not only type stubs): parity and latency through the
+# engine CLI, so the first lent GPU that has it produces figures without further work.
+if python3 -c "import tensorrt; tensorrt.Builder" 2>/dev/null; then
+  echo "== 1b. TensorRT $(python3 -c 'import tensorrt; print(tensorrt.__version__)'): engine verify + bench (left $(left) s)"
+  timeout 240 python3 -m engine -v verify --backends tensorrt,tensorrt/fp32,torch-cuda \
+    --json "$OUT/engine-verify-tensorrt.json" || echo "engine verify ended with status $?"
+  timeout 240 python3 -m engine -v bench --backends tensorrt,torch-cuda,torch-cuda+graphs "${TRT_BENCH[@]}" \
+    --json "$OUT/engine-bench-tensorrt.json" || echo "engine bench ended with status $?"
+else
+  echo "== 1b. TensorRT is not importable here: engine verify/bench with tensorrt skipped"
+fi
 
 echo "== 2. generate (left $(left) s)"
 python3 -m training.generate dataset --out data/synthetic_gpu --videos "$VIDEOS" --frames "$FRAMES" --seed "$DATA_SEED" \

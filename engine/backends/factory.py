@@ -1,9 +1,11 @@
 """Choosing and constructing a backend.
 
 ``auto`` tries TensorRT → PyTorch CUDA → ONNX Runtime CPU (→ PyTorch CPU when onnxruntime is
-missing) and logs ONE line on the ``engine`` logger naming the backend and why. An explicitly
-named backend that cannot run raises :class:`BackendUnavailable` with the reason and the fix.
-Every backend accepts a ``.pt`` checkpoint or an ``.onnx`` file exported by :mod:`engine.export`.
+missing): a backend whose requirements are missing, or that fails to construct for any reason,
+is skipped with the reason logged, and the next one is tried; ONE INFO line on the ``engine``
+logger names the backend chosen and why. An explicitly named backend that cannot run or start
+raises :class:`BackendUnavailable` with the reason (the CLIs exit 2 with it). Every backend
+accepts a ``.pt`` checkpoint or an ``.onnx`` file exported by :mod:`engine.export`.
 """
 
 from __future__ import annotations
@@ -16,26 +18,18 @@ from pathlib import Path
 import torch
 
 from engine.backends.base import BackendUnavailable, InferenceBackend
+from engine.backends.cuda_device import NO_CUDA
 from engine.backends.onnxruntime_backend import OnnxRuntimeBackend, onnxruntime_unavailable
+from engine.backends.registry import AUTO_ORDER, BACKEND_NAMES, CONCRETE_BACKENDS, capabilities
 from engine.backends.tensorrt_backend import TensorRTBackend, tensorrt_unavailable
-from engine.backends.torch_backend import NO_CUDA, TorchBackend
-from engine.export import load_model_source
+from engine.backends.torch_backend import TorchBackend
+from engine.model_source import load_model_source
 from models.checkpoint import DEFAULT_CHECKPOINT
 
 LOG = logging.getLogger("engine")
-
-#: Concrete backends, fastest first (the ``auto`` order is a subset of this).
-CONCRETE_BACKENDS = (
-    "tensorrt",
-    "torch-cuda",
-    "onnxruntime-tensorrt",
-    "onnxruntime-cuda",
-    "onnxruntime-cpu",
-    "torch-cpu",
-)
-BACKEND_NAMES = ("auto", *CONCRETE_BACKENDS)
-AUTO_ORDER = ("tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")
 PRECISION_CHOICES = ("auto", "fp32", "fp16")
+__all__ = ["AUTO_ORDER", "BACKEND_NAMES", "CONCRETE_BACKENDS", "available_backends", "backend_unavailable",
+           "construct", "create_backend", "resolve_backend"]
 
 
 def _cuda_unavailable() -> str | None:
@@ -75,12 +69,26 @@ def _construct(name: str, model_path: Path, precision: str, threads: int | None)
         return TorchBackend(model, meta, device="cuda", half=precision != "fp32")
     if precision == "fp16":
         raise ValueError("torch-cpu runs in fp32 only; use precision='fp32' or 'auto'")
-    return TorchBackend(model, meta, device="cpu")
+    return TorchBackend(model, meta, device="cpu", threads=threads)
 
 
-def first_backend_to_try(backend: str) -> str:
-    """The backend :func:`create_backend` tries first for ``backend``: itself, or for ``"auto"`` the
-    first of :data:`AUTO_ORDER` whose requirements are met here (construction can still fall back)."""
+def construct(name: str, build: Callable[[], InferenceBackend]) -> InferenceBackend:
+    """Run ``build`` for backend ``name``: :class:`BackendUnavailable` and ``ValueError`` (bad input)
+    pass through; any other failure becomes :class:`BackendUnavailable` ``"<name>: could not start: …"``."""
+    try:
+        return build()
+    except (BackendUnavailable, ValueError):
+        raise
+    except Exception as error:  # a GPU runtime can fail in many ways (RuntimeError, AssertionError, OSError)
+        raise BackendUnavailable(f"{name}: could not start: {type(error).__name__}: {error}") from error
+
+
+def resolve_backend(backend: str) -> str:
+    """The one place ``auto`` is resolved: ``backend`` itself, or for ``"auto"`` the first of
+    :data:`AUTO_ORDER` whose requirements are met here (:func:`create_backend` may still fall
+    back further if it then fails to construct)."""
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_NAMES)}")
     if backend != "auto":
         return backend
     return next((name for name in AUTO_ORDER if backend_unavailable(name) is None), AUTO_ORDER[-1])
@@ -95,32 +103,42 @@ def create_backend(
     """Build the backend named ``backend`` (or the best available for ``"auto"``) for a ``.pt`` or ``.onnx`` model.
 
     ``precision``: ``"auto"`` (FP16 on GPUs, FP32 on the CPU), ``"fp32"`` or ``"fp16"``.
-    ``threads``: CPU threads for ONNX Runtime (default: physical cores); a pipeline that decodes
-    and encodes video on the same machine may leave a core to those stages.
-    Raises :class:`BackendUnavailable` when an explicitly named backend cannot run here.
+    ``threads``: CPU threads per call for backends that declare ``thread_control`` (default:
+    physical cores for ONNX Runtime, PyTorch's own default for torch-cpu); ignored by GPU backends.
+    Raises :class:`BackendUnavailable` when an explicitly named backend cannot run or start here.
     """
-    if backend not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_NAMES)}")
+    resolve_backend(backend)  # validates the name
     if precision not in PRECISION_CHOICES:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISION_CHOICES)}")
     model_path = Path(model_path)
+
+    def build(name: str) -> InferenceBackend:
+        planned = threads if capabilities(name).thread_control else None
+        return construct(name, lambda: _construct(name, model_path, precision, planned))
+
     if backend != "auto":
         reason = backend_unavailable(backend)
         if reason:
             raise BackendUnavailable(f"{backend}: {reason}")
-        return _construct(backend, model_path, precision, threads)
+        return build(backend)
     skipped: list[str] = []
+    bad_input: ValueError | None = None
     for name in AUTO_ORDER:
         reason = backend_unavailable(name)
         if reason:
             skipped.append(reason if reason.startswith(name) else f"{name}: {reason}")
             continue
         try:
-            chosen = _construct(name, model_path, precision, threads)
-        except BackendUnavailable as error:
-            skipped.append(f"{name}: {error}")
+            chosen = build(name)
+        except (BackendUnavailable, ValueError) as error:
+            LOG.warning("backend %s failed to start, trying the next: %s", name, error)
+            skipped.append(f"{name} failed to start: {error}")
+            if isinstance(error, ValueError) and bad_input is None:
+                bad_input = error
             continue
         why = "; ".join(skipped) if skipped else "fastest available"
         LOG.info("backend %s: %s", name, why)
         return chosen
-    raise BackendUnavailable("no backend could start: " + "; ".join(skipped))  # torch-cpu always starts
+    if bad_input is not None:  # e.g. a missing or corrupt model file: every backend refused it
+        raise bad_input
+    raise BackendUnavailable("no backend could start: " + "; ".join(skipped))

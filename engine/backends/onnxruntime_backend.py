@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import BackendUnavailable, InferenceBackend
-from engine.export import INPUT_NAME, OUTPUT_NAME, ensure_onnx, is_onnx_path, read_onnx_meta
+from engine.onnx_cache import ensure_onnx
+from engine.onnx_meta import INPUT_NAME, OUTPUT_NAME, is_onnx_path, read_onnx_meta
 from engine.paths import physical_cores, tensorrt_cache_dir
 
 PROVIDERS = {

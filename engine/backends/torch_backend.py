@@ -10,10 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from engine.backends.base import BackendUnavailable, InferenceBackend
+from engine.backends.cuda_device import NO_CUDA
 from models.checkpoint import ModelMeta
 from models.frame_model import FrameSegmenter
-
-NO_CUDA = "no CUDA device found (torch.cuda.is_available() is False)"
 
 
 def resize_on_device(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -72,7 +71,8 @@ class TorchBackend(InferenceBackend):
 
     ``cuda_graphs=True`` (CUDA only) captures the forward once per input shape after a warm-up
     on a side stream; each call then copies the batch into the static input buffer and replays
-    the graph, removing the per-kernel launch overhead.
+    the graph, removing the per-kernel launch overhead. ``threads`` (CPU only): intra-op threads
+    of each call, set in the calling thread (PyTorch's CPU thread count is per calling thread).
     """
 
     def __init__(
@@ -83,6 +83,7 @@ class TorchBackend(InferenceBackend):
         half: bool | None = None,
         channels_last: bool | None = None,
         cuda_graphs: bool = False,
+        threads: int | None = None,
     ) -> None:
         super().__init__(meta)
         self.device = torch.device(device)
@@ -96,6 +97,9 @@ class TorchBackend(InferenceBackend):
             raise ValueError("CUDA graphs need device='cuda'")
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.cuda_graphs = cuda_graphs
+        if threads is not None and (threads < 1 or on_cuda):
+            raise ValueError(f"threads={threads}: expected a whole number >= 1, and only on the CPU")
+        self.threads = threads
         self.name = "torch-cuda" if on_cuda else "torch-cpu"
         # A CPU forward in inference mode is thread-safe; CUDA calls share one stream (and CUDA graphs' buffers).
         self.concurrent_calls = not on_cuda
@@ -111,11 +115,14 @@ class TorchBackend(InferenceBackend):
         """Backend, device and precision."""
         device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         graphs = ", CUDA graphs" if self.cuda_graphs else ""
-        return f"{self.name} ({device}, {'fp16' if self.half else 'fp32'}{graphs})"
+        threads = f", {self.threads} thread{'' if self.threads == 1 else 's'}" if self.threads else ""
+        return f"{self.name} ({device}, {'fp16' if self.half else 'fp32'}{graphs}{threads})"
 
     @torch.no_grad()
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
         """Device ``uint8`` batch → device ``float32`` logits."""
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         with exact_fp32_convolutions(self.device.type == "cuda" and not self.half):
             if not self.cuda_graphs:
                 return self.model(frames).float()

@@ -1,0 +1,630 @@
+"""CPU contract test of the TensorRT backend's glue: build → cache → deserialize → infer.
+
+THIS IS A TEST DOUBLE, NOT A GPU RUN. TensorRT cannot be installed on the project's CPU machines,
+so ``engine/backends/tensorrt_backend.py`` runs here against a stand-in ``tensorrt`` module and a
+stand-in device layer (host memory instead of CUDA memory). The stand-in implements only names
+and parameters that appear in the type stubs of the TensorRT 10.13 Python API from PyPI
+(``tensorrt-stubs``, installed with ``pip install --no-deps``; checked below, and also what mypy
+checks the backend against); a second stand-in version models TensorRT 11.x
+(no ``BuilderFlag.FP16``, networks always strongly typed). What it proves: the backend calls the
+documented API in a sensible order, checks the documented failure returns, caches and chunks
+correctly. What it cannot prove: that a real TensorRT builds and runs our graph, or how fast;
+only a run on a GPU (``docs/benchmarks/gpu-session.sh``) can.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import ctypes
+import importlib.machinery
+import inspect
+import json
+import logging
+import os
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from engine.backends import BackendUnavailable, create_backend
+from engine.backends import tensorrt_backend as trt_backend
+from engine.backends.cuda_device import TorchCudaDevice, resolve_cuda_device
+from engine.backends.tensorrt_backend import TensorRTBackend
+from engine.export import export_onnx
+from engine.model_source import load_model_source
+from engine.onnx_meta import OnnxModelError
+from engine.synthetic import draw_frames, random_model
+from engine.trt_cache import MAX_BATCH, CacheState, cache_state, engine_paths, timing_cache_path
+from models.checkpoint import save_checkpoint
+from models.unet import preset
+from tools.trt_stubs import repaired_stubs
+
+SIZE = (64, 64)
+ENGINE_MAGIC = "stand-in engine"
+TIMING_MAGIC = b"stand-in timing cache:"
+
+
+# ---------------------------------------------------------------------------------------------
+# The stand-in tensorrt module (only documented names; checked against the stub below)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Journal:
+    """What the stand-in saw, and the failures it is told to inject (not part of the module)."""
+
+    loggers: int = 0
+    builds: list[dict[str, Any]] = field(default_factory=list)
+    parsed_paths: list[str] = field(default_factory=list)
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    streams: list[int] = field(default_factory=list)
+    refuse_timing_cache: bool = False
+    timing_cache_missing: bool = False
+
+
+class _Enum:
+    name: str
+
+    def __init__(self, name: str, value: int) -> None:
+        self.name, self._value = name, value
+
+    def __int__(self) -> int:
+        return self._value
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _enum(class_name: str, names: list[str]) -> type:
+    cls = type(class_name, (_Enum,), {})
+    for value, name in enumerate(names):
+        setattr(cls, name, cls(name, value))
+    return cls
+
+
+class _HostMemory(bytes):
+    """``IHostMemory``: a buffer (``bytes`` here, so ``memoryview`` works on every Python)."""
+
+    @property
+    def nbytes(self) -> int:
+        return len(self)
+
+
+def make_tensorrt(version: str, journal: Journal) -> types.ModuleType:
+    """A stand-in ``tensorrt`` module of ``version`` (10.x: FP16 flag, weak typing allowed; 11.x: neither)."""
+    major = int(version.split(".")[0])
+    trt = types.ModuleType("tensorrt")
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
+    trt.__version__ = version
+    DataType = _enum("DataType", ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8"])
+    TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
+    NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", ["EXPLICIT_BATCH", "STRONGLY_TYPED"])
+    BuilderFlag = _enum("BuilderFlag", (["FP16"] if major < 11 else []) + ["TF32", "DISABLE_TIMING_CACHE"])
+    MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE"])
+
+    class ILogger:
+        pass
+
+    class Logger(ILogger):
+        Severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
+        WARNING: ClassVar[Any] = Severity.WARNING
+
+        def __init__(self, min_severity: Any = None) -> None:
+            journal.loggers += 1
+
+    class Dims(tuple):
+        def __new__(cls, shape: Any = ()) -> Any:
+            return super().__new__(cls, [int(v) for v in shape])
+
+    class ParserError:
+        def __init__(self, text: str) -> None:
+            self._text = text
+
+        def desc(self) -> str:
+            return self._text
+
+        def __str__(self) -> str:
+            return self._text
+
+    class INetworkDefinition:
+        num_inputs: int = 0
+        num_outputs: int = 0
+
+        def __init__(self, flags: int) -> None:
+            self._strongly_typed = major >= 11 or bool(flags & (1 << int(NetworkDefinitionCreationFlag.STRONGLY_TYPED)))
+            self._graph: dict[str, Any] | None = None
+
+    class OnnxParser:
+        num_errors: int = 0
+
+        def __init__(self, network: INetworkDefinition, logger: ILogger) -> None:
+            assert isinstance(logger, ILogger)
+            self._network, self._errors = network, []
+
+        def parse_from_file(self, model: str) -> bool:
+            journal.parsed_paths.append(model)
+            try:
+                proto = onnx.load(model)
+            except Exception as error:
+                self._errors.append(ParserError(f"cannot read {model}: {error}"))
+                self.num_errors = len(self._errors)
+                return False
+            floats = {init.data_type for init in proto.graph.initializer if init.data_type in (1, 10)}
+            self._network._graph = {
+                "input": proto.graph.input[0].name, "output": proto.graph.output[0].name,
+                "weights": "fp16" if floats == {10} else "fp32",
+            }
+            self._network.num_inputs = self._network.num_outputs = 1
+            return True
+
+        def get_error(self, index: int) -> ParserError:
+            return self._errors[index]
+
+    class IOptimizationProfile:
+        def set_shape(self, input: str, min: Dims, opt: Dims, max: Dims) -> None:
+            assert all(isinstance(dims, Dims) for dims in (min, opt, max))
+            self._shape = (input, tuple(min), tuple(opt), tuple(max))
+
+    class ITimingCache:
+        def __init__(self, data: bytes) -> None:
+            self._data = data
+
+        def serialize(self) -> _HostMemory:
+            return _HostMemory(self._data + b"+1")
+
+    class IBuilderConfig:
+        def __init__(self) -> None:
+            self._flags = {int(BuilderFlag.TF32)}  # TF32 is on by default in TensorRT
+            self._profiles: list[IOptimizationProfile] = []
+            self._timing: ITimingCache | None = None
+
+        def set_memory_pool_limit(self, pool: Any, pool_size: int) -> None:
+            assert pool is MemoryPoolType.WORKSPACE and pool_size > 0
+
+        def set_flag(self, flag: Any) -> None:
+            self._flags.add(int(flag))
+
+        def clear_flag(self, flag: Any) -> None:
+            self._flags.discard(int(flag))
+
+        def get_flag(self, flag: Any) -> bool:
+            return int(flag) in self._flags
+
+        def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
+            self._profiles.append(profile)
+            return len(self._profiles) - 1
+
+        def create_timing_cache(self, serialized_timing_cache: bytes) -> ITimingCache | None:
+            data = bytes(serialized_timing_cache)
+            if data and not data.startswith(TIMING_MAGIC):
+                return None
+            return ITimingCache(data or TIMING_MAGIC)
+
+        def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
+            if journal.refuse_timing_cache:
+                return False
+            self._timing = cache
+            return True
+
+        def get_timing_cache(self) -> ITimingCache | None:
+            return None if journal.timing_cache_missing else self._timing
+
+    class Builder:
+        platform_has_tf32: bool = True
+
+        def __init__(self, logger: ILogger) -> None:
+            assert isinstance(logger, ILogger)
+
+        def create_network(self, flags: int = 0) -> INetworkDefinition:
+            return INetworkDefinition(flags)
+
+        def create_builder_config(self) -> IBuilderConfig:
+            return IBuilderConfig()
+
+        def create_optimization_profile(self) -> IOptimizationProfile:
+            return IOptimizationProfile()
+
+        def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig) -> _HostMemory | None:
+            graph = network._graph
+            fp16_flag = "FP16" in vars(BuilderFlag) and config.get_flag(BuilderFlag.FP16)
+            if graph is None or len(config._profiles) != 1 or (network._strongly_typed and fp16_flag):
+                return None  # TensorRT logs the error and returns None
+            if network._strongly_typed:
+                compute = graph["weights"]
+            else:
+                compute = "fp16" if fp16_flag else ("tf32" if config.get_flag(BuilderFlag.TF32) else "fp32")
+            name, low, _, high = config._profiles[0]._shape
+            record = {"strongly_typed": network._strongly_typed, "compute": compute, "input": name,
+                      "output": graph["output"], "low": list(low), "high": list(high), "version": version}
+            journal.builds.append({**record, "timing_cache_attached": config._timing is not None})
+            return _HostMemory(json.dumps({"magic": ENGINE_MAGIC, **record}).encode())
+
+    class IExecutionContext:
+        def __init__(self, engine: ICudaEngine) -> None:
+            self._engine, self._shape, self._addresses = engine, None, {}
+
+        def set_input_shape(self, name: str, shape: Any) -> bool:
+            spec = self._engine._spec
+            shape = tuple(shape)
+            ok = (name == spec["input"] and len(shape) == 4 and shape[1:] == tuple(spec["low"][1:])
+                  and spec["low"][0] <= shape[0] <= spec["high"][0])
+            if ok:
+                self._shape = shape
+                journal.input_shapes.append(shape)
+            return ok
+
+        def get_tensor_shape(self, name: str) -> Dims:
+            n, height, width, _ = self._shape
+            return Dims((n, 1, height, width) if name == self._engine._spec["output"] else self._shape)
+
+        def set_tensor_address(self, name: str, memory: int) -> bool:
+            self._addresses[name] = memory
+            return memory != 0
+
+        def execute_async_v3(self, stream_handle: int) -> bool:
+            journal.streams.append(stream_handle)
+            spec = self._engine._spec
+            n, height, width, _ = self._shape
+            count = n * height * width * 3
+            frames = np.ctypeslib.as_array((ctypes.c_uint8 * count).from_address(self._addresses[spec["input"]]))
+            logits = np.ctypeslib.as_array((ctypes.c_float * (count // 3)).from_address(self._addresses[spec["output"]]))
+            logits[:] = stand_in_logits(frames.reshape(n, height, width, 3)).ravel()
+            return True
+
+    class ICudaEngine:
+        num_io_tensors: int = 2
+
+        def __init__(self, spec: dict[str, Any]) -> None:
+            self._spec = spec
+
+        def get_tensor_name(self, index: int) -> str:
+            return (self._spec["input"], self._spec["output"])[index]
+
+        def get_tensor_mode(self, name: str) -> Any:
+            return TensorIOMode.INPUT if name == self._spec["input"] else TensorIOMode.OUTPUT
+
+        def get_tensor_dtype(self, name: str) -> Any:
+            return DataType.UINT8 if name == self._spec["input"] else DataType.FLOAT
+
+        def create_execution_context(self) -> IExecutionContext:
+            return IExecutionContext(self)
+
+    class Runtime:
+        def __init__(self, logger: ILogger) -> None:
+            assert isinstance(logger, ILogger)
+
+        def deserialize_cuda_engine(self, serialized_engine: bytes) -> ICudaEngine | None:
+            try:
+                spec = json.loads(bytes(serialized_engine))
+            except ValueError:
+                return None
+            return ICudaEngine(spec) if spec.get("magic") == ENGINE_MAGIC and spec["version"] == version else None
+
+    for cls in (Dims, DataType, TensorIOMode, NetworkDefinitionCreationFlag, BuilderFlag, MemoryPoolType, ILogger, Logger,
+                ParserError, INetworkDefinition, OnnxParser, IOptimizationProfile, ITimingCache, IBuilderConfig,
+                Builder, IExecutionContext, ICudaEngine, Runtime):
+        setattr(trt, cls.__name__, cls)
+    trt.IHostMemory = _HostMemory
+    return trt
+
+
+def stand_in_logits(frames: np.ndarray) -> np.ndarray:
+    """What the stand-in "engine" computes: a simple function of the frame, ``N×1×H×W`` float32."""
+    return (frames.astype(np.float32).mean(axis=-1) / 32.0 - 4.0)[:, None]
+
+
+class HostDevice:
+    """Stand-in device layer: tensors in host memory, a fake stream handle, nothing asynchronous."""
+
+    device = torch.device("cpu")
+    STREAM = 0x5EED
+
+    def __init__(self) -> None:
+        self.synchronized = 0
+
+    def identity(self) -> tuple[str, str, int]:
+        return "Stand-in GPU", "9.0", 132
+
+    def stream_handle(self) -> int:
+        return self.STREAM
+
+    def on_stream(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        self.synchronized += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("trt-contract")
+
+
+@pytest.fixture(autouse=True)
+def _onnx_cache(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURGSEG_CACHE_DIR", str(workdir / "cache"))  # exports shared by the whole module
+
+
+@pytest.fixture(scope="module")
+def checkpoint(workdir: Path) -> Path:
+    model, meta = random_model(preset("fast"), SIZE, seed=3, calibrate=False)
+    return save_checkpoint(workdir / "model.pt", model, meta)
+
+
+@pytest.fixture(params=["10.13.0.35", "11.0.0.114"], ids=["trt10", "trt11"])
+def trt(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[types.ModuleType, Journal]]:
+    journal = Journal()
+    module = make_tensorrt(request.param, journal)
+    monkeypatch.setitem(sys.modules, "tensorrt", module)
+    yield module, journal
+
+
+@pytest.fixture
+def trt10(monkeypatch: pytest.MonkeyPatch) -> tuple[types.ModuleType, Journal]:
+    journal = Journal()
+    module = make_tensorrt("10.13.0.35", journal)
+    monkeypatch.setitem(sys.modules, "tensorrt", module)
+    return module, journal
+
+
+def _backend(checkpoint: Path, cache: Path, precision: str = "auto") -> TensorRTBackend:
+    return TensorRTBackend(checkpoint, precision=precision, cache_dir=cache, device_layer=HostDevice())
+
+
+# ---------------------------------------------------------------------------------------------
+# The stand-in stays inside the documented API
+# ---------------------------------------------------------------------------------------------
+Surface = dict[str, dict[str, list[list[str]]]]
+
+
+def _stub_surface() -> Surface:
+    """``{class: {member: [parameter names of each overload]}}`` from the stubs (module-level names under ``""``)."""
+    surface: Surface = {"": {}}
+    for source in repaired_stubs().values():  # FileNotFoundError naming the install command when missing
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ClassDef):
+                bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+                surface[node.name] = {k: list(v) for base in bases for k, v in surface.get(base, {}).items()}
+                for member in node.body:
+                    if isinstance(member, ast.FunctionDef):
+                        params = [a.arg for a in member.args.posonlyargs + member.args.args][1:]
+                        surface[node.name].setdefault(member.name, []).append(params)
+                    elif isinstance(member, ast.AnnAssign) and isinstance(member.target, ast.Name):
+                        surface[node.name].setdefault(member.target.id, [])
+                    elif isinstance(member, ast.ClassDef):
+                        surface[node.name].setdefault(member.name, [])
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                surface[""][node.target.id] = []
+    return surface
+
+
+@pytest.mark.parametrize("version", ["10.13.0.35", "11.0.0.114"])
+def test_stand_in_uses_only_names_and_parameters_of_the_tensorrt_stub(version: str) -> None:
+    surface = _stub_surface()
+    module = make_tensorrt(version, Journal())
+    for name, value in vars(module).items():
+        if name.startswith("_") and name != "__version__":
+            continue
+        assert name in surface or name in surface[""], f"stand-in tensorrt.{name} is not in the TensorRT stubs"
+        if not isinstance(value, type):
+            continue
+        documented = surface[name]
+        for member, attr in vars(value).items():
+            if member.startswith("_") and member != "__init__":
+                continue
+            if member == "__init__" and "__init__" not in documented:
+                continue  # pybind classes without a documented constructor
+            assert member in documented, f"stand-in tensorrt.{name}.{member} is not in the stub"
+            if inspect.isfunction(attr):
+                params = [p for p in inspect.signature(attr).parameters][1:]
+                assert any(params == overload[: len(params)] for overload in documented[member]), (
+                    f"tensorrt.{name}.{member}{tuple(params)} matches no signature in the stub {documented[member]}")
+    has_fp16 = hasattr(module.BuilderFlag, "FP16")
+    assert has_fp16 == version.startswith("10."), "TensorRT 11 has no BuilderFlag.FP16"
+
+
+# ---------------------------------------------------------------------------------------------
+# Construction, build and run
+# ---------------------------------------------------------------------------------------------
+def test_cuda_device_index_is_resolved_before_set_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    selected: list[int] = []
+
+    def set_device(device: Any) -> None:  # torch's own index rule, without a CUDA driver
+        selected.append(torch.cuda._utils._get_device_index(device))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: types.SimpleNamespace(device=device, cuda_stream=7))
+    layer = TorchCudaDevice("cuda")
+    assert layer.device == torch.device("cuda", 1) and selected == [1] and layer.stream_handle() == 7
+    assert resolve_cuda_device("cuda:0") == torch.device("cuda", 0) and resolve_cuda_device(2).index == 2
+    with pytest.raises(ValueError, match="'cpu'.*expected 'cuda' or 'cuda:N'"):
+        resolve_cuda_device("cpu")
+
+
+def test_build_with_each_version_then_infer(trt: tuple[types.ModuleType, Journal], checkpoint: Path,
+                                            tmp_path: Path) -> None:
+    module, journal = trt
+    backend = _backend(checkpoint, tmp_path)
+    (build,) = journal.builds
+    if module.__version__.startswith("10."):  # weakly typed FP32 graph + FP16 flag
+        assert backend.key.build_path == "fp16-flag" and not build["strongly_typed"] and build["compute"] == "fp16"
+    else:  # no precision flags: the FP16 ONNX graph into a strongly typed network
+        assert backend.key.build_path == "strongly-typed-fp16-onnx" and build["strongly_typed"]
+        assert build["compute"] == "fp16"
+    assert build["low"][0] == 1 and build["high"][0] == MAX_BATCH and build["timing_cache_attached"]
+    assert all(os.path.isabs(path) for path in journal.parsed_paths)
+    frames = draw_frames(2, *SIZE, seed=4)
+    np.testing.assert_array_equal(backend.infer(frames), stand_in_logits(frames))
+    assert journal.streams and set(journal.streams) == {HostDevice.STREAM}
+    probability = backend.predict(draw_frames(1, 90, 70, seed=5)[0])
+    assert probability.shape == SIZE and probability.dtype == np.float32
+    assert "Stand-in GPU" in backend.describe()
+
+
+def test_fp32_build_clears_tf32(trt: tuple[types.ModuleType, Journal], checkpoint: Path, tmp_path: Path) -> None:
+    _, journal = trt
+    backend = _backend(checkpoint, tmp_path, precision="fp32")
+    (build,) = journal.builds
+    assert backend.key.build_path == "fp32" and build["compute"] == "fp32"
+
+
+@pytest.mark.parametrize("batch", range(1, 2 * MAX_BATCH + 2))
+def test_every_batch_size_runs_in_chunks_of_the_profile(trt10: tuple[types.ModuleType, Journal], checkpoint: Path,
+                                                        workdir: Path, batch: int) -> None:
+    _, journal = trt10
+    backend = _backend(checkpoint, workdir / "batch-engines")
+    frames = draw_frames(batch, *SIZE, seed=batch)
+    np.testing.assert_array_equal(backend.infer(frames), stand_in_logits(frames))
+    assert all(1 <= shape[0] <= MAX_BATCH for shape in journal.input_shapes)
+    assert sum(shape[0] for shape in journal.input_shapes) == batch
+
+
+def test_one_logger_per_process_and_absolute_onnx_path(trt10: tuple[types.ModuleType, Journal], checkpoint: Path,
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, journal = trt10
+    model, meta = load_model_source(checkpoint)
+    export_onnx(model, meta, tmp_path / "relative.onnx")
+    monkeypatch.chdir(tmp_path)
+    _backend(Path("relative.onnx"), tmp_path / "a", precision="fp32")
+    _backend(Path("relative.onnx"), tmp_path / "b", precision="fp32")
+    assert journal.loggers == 1
+    assert journal.parsed_paths == [str(tmp_path.resolve() / "relative.onnx")] * 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine cache and timing cache
+# ---------------------------------------------------------------------------------------------
+def test_cache_miss_hit_corrupt_and_mismatch(trt: tuple[types.ModuleType, Journal], checkpoint: Path,
+                                             tmp_path: Path) -> None:
+    _, journal = trt
+    frames = draw_frames(3, *SIZE, seed=6)
+    first = _backend(checkpoint, tmp_path)  # miss: built and stored
+    assert len(journal.builds) == 1 and cache_state(tmp_path, first.key) is CacheState.HIT
+    second = _backend(checkpoint, tmp_path)  # hit: no build
+    assert len(journal.builds) == 1
+    np.testing.assert_array_equal(second.infer(frames), stand_in_logits(frames))
+    engine, sidecar = engine_paths(tmp_path, first.key)
+    engine.write_bytes(b"not an engine")  # corrupt: the sidecar matches but deserialize returns None
+    third = _backend(checkpoint, tmp_path)
+    assert len(journal.builds) == 2 and json.loads(engine.read_bytes())["magic"] == ENGINE_MAGIC
+    np.testing.assert_array_equal(third.infer(frames), stand_in_logits(frames))
+    sidecar.write_text(json.dumps({**first.key.to_dict(), "tensorrt_version": "9.9"}))  # mismatch
+    _backend(checkpoint, tmp_path)
+    assert len(journal.builds) == 3 and cache_state(tmp_path, first.key) is CacheState.HIT
+
+
+def test_timing_cache_is_reused_and_written_after_the_engine(trt10: tuple[types.ModuleType, Journal],
+                                                            checkpoint: Path, tmp_path: Path) -> None:
+    backend = _backend(checkpoint, tmp_path)
+    key = backend.key
+    timing = timing_cache_path(tmp_path, key.gpu_name, key.compute_capability, key.tensorrt_version)
+    assert timing.read_bytes() == TIMING_MAGIC + b"+1"
+    engine, _ = engine_paths(tmp_path, key)
+    assert engine.stat().st_mtime_ns <= timing.stat().st_mtime_ns
+    engine.unlink()
+    _backend(checkpoint, tmp_path)
+    assert timing.read_bytes() == TIMING_MAGIC + b"+1+1"  # the stored cache was loaded and extended
+
+
+@pytest.mark.parametrize("failure", ["refused", "none returned", "unwritable", "unreadable"])
+def test_timing_cache_failures_never_lose_the_engine(trt10: tuple[types.ModuleType, Journal], checkpoint: Path,
+                                                     tmp_path: Path, failure: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    _, journal = trt10
+    gpu, capability, _ = HostDevice().identity()
+    timing = timing_cache_path(tmp_path, gpu, capability, "10.13.0.35")
+    journal.refuse_timing_cache = failure == "refused"
+    journal.timing_cache_missing = failure == "none returned"
+    if failure == "unwritable":
+        timing.mkdir(parents=True)  # a folder where the file should go: the write fails
+    if failure == "unreadable":
+        timing.parent.mkdir(parents=True, exist_ok=True)
+        timing.write_bytes(b"garbage from another TensorRT")
+    with caplog.at_level(logging.WARNING, logger="engine"):
+        backend = _backend(checkpoint, tmp_path)
+    assert cache_state(tmp_path, backend.key) is CacheState.HIT
+    assert "timing cache" in caplog.text
+    assert journal.builds[0]["timing_cache_attached"] == (failure != "refused")
+    _backend(checkpoint, tmp_path)
+    assert len(journal.builds) == 1  # the engine was kept: the second start is a cache hit
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorRT 11 with an FP32 ONNX whose weights cannot be read back; engine build; auto fallback
+# ---------------------------------------------------------------------------------------------
+def test_trt11_fp16_from_an_unreadable_fp32_onnx_names_the_file_and_the_fix(
+        checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", make_tensorrt("11.0.0.114", Journal()))
+    model, meta = load_model_source(checkpoint)
+    path = export_onnx(model, meta, tmp_path / "dynamo-like.onnx")
+    proto = onnx.load(str(path))
+    renamed = {init.name: f"p{i}" for i, init in enumerate(proto.graph.initializer)}  # as the dynamo exporter does
+    for init in proto.graph.initializer:
+        init.name = renamed[init.name]
+    for node in proto.graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+    onnx.save(proto, str(path))
+    with pytest.raises(OnnxModelError, match=r"dynamo-like\.onnx is a fp32 ONNX file.*Pass the \.pt checkpoint"):
+        _backend(path, tmp_path / "engines", precision="fp16")
+    assert _backend(path, tmp_path / "engines", precision="fp32").key.build_path == "fp32"
+
+
+def test_engine_build_command_caches_the_key_the_app_asks_for(trt10: tuple[types.ModuleType, Journal],
+                                                             checkpoint: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.__main__ import main as engine_main
+
+    _, journal = trt10
+    monkeypatch.setenv("SURGSEG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(trt_backend, "TorchCudaDevice", lambda device: HostDevice())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert engine_main(["build", "--checkpoint", str(checkpoint)]) == 0
+    backend = create_backend(checkpoint, "tensorrt")
+    assert len(journal.builds) == 1 and backend.key.batch_profile == (1, 1, MAX_BATCH)
+
+
+def test_auto_falls_back_after_construction_failures(trt10: tuple[types.ModuleType, Journal], checkpoint: Path,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from app.__main__ import main as app_main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # TensorRT and torch-cuda look usable, then fail
+    with caplog.at_level(logging.INFO, logger="engine"):
+        backend = create_backend(checkpoint, "auto")
+    assert backend.name in ("onnxruntime-cpu", "torch-cpu")
+    assert "tensorrt" in caplog.text and "torch-cuda" in caplog.text and "failed to start" in caplog.text
+    with pytest.raises(BackendUnavailable, match="tensorrt: could not start"):
+        create_backend(checkpoint, "tensorrt")
+    status = app_main(["--checkpoint", str(checkpoint), "--backend", "tensorrt", "--window", "off",
+                       "--output", str(tmp_path / "o.mp4")])
+    assert status == 2 and "tensorrt: could not start" in capsys.readouterr().err
+
+
+def test_gpu_requirements_pin_the_tensorrt_major_and_cuda_variant() -> None:
+    lines = (Path(__file__).resolve().parents[1] / "requirements-gpu.txt").read_text().splitlines()
+    pins = [line.split("#")[0].strip() for line in lines if line.strip().startswith("tensorrt")]
+    assert pins == ["tensorrt-cu13>=10.13.2,<11"], "one TensorRT pin: the CUDA 13 variant (torch's CUDA), major 10"
+    assert any("onnxruntime-gpu>=1.27" in line for line in lines)
+
+
+def test_engine_files_are_never_loaded_from_a_user_path(trt10: tuple[types.ModuleType, Journal],
+                                                        tmp_path: Path) -> None:
+    from engine.trt_cache import EngineCacheError
+
+    outside = tmp_path / "model.engine"
+    outside.write_bytes(b"engine")
+    with pytest.raises(EngineCacheError, match="only loaded from the cache folder"):
+        TensorRTBackend(outside, cache_dir=tmp_path / "cache", device_layer=HostDevice())
+    assert not trt10[1].builds
