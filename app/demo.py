@@ -33,7 +33,7 @@ def generated_video(
     generator: str = "scene",
 ) -> Path:
     """A cached generated video: ``scene`` (the surgical generator, :mod:`synthetic`) or
-    ``shapes`` (:mod:`app.synth`: fast numbered frames for tests).
+    ``shapes`` (:mod:`synthetic.shapes`: fast numbered frames for tests).
 
     The file name records the generator (and its version) and the parameters, so a change
     regenerates instead of reusing.
@@ -57,7 +57,7 @@ def generated_video(
 
         write_demo_video(path, seed=seed, num_frames=num_frames, width=width, height=height, fps=fps)
     else:
-        from app.synth import write_test_video
+        from synthetic.shapes import write_test_video
 
         write_test_video(path, num_frames=num_frames, width=width, height=height, fps=fps, seed=seed)
     return path

@@ -18,12 +18,13 @@ from app.inference_plan import InferencePlan, plan_inference
 from app.outputs import VideoOutput
 from app.overlay import Overlayer, OverlayStyle, ViewState, parse_color
 from app.pipeline import FrameQueue, Pipeline, PipelineConfig
+from app.size import Size
 from app.sources import FrameSource, ImageFolderSource, open_source
 from app.stats import StatsRecorder
-from app.synth import render_frame, write_test_video
 from engine.backends import InferenceBackend, create_backend
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
+from synthetic.shapes import render_frame, write_test_video
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +224,7 @@ def test_overlay_blends_only_the_mask() -> None:
     probability = np.zeros((60, 80), np.float32)
     probability[10:30, 20:40] = 0.9
     overlayer = Overlayer(OverlayStyle(color=parse_color("blue"), alpha=0.5), threshold=0.5)
-    mask = overlayer.mask(probability, (160, 120))
+    mask = overlayer.mask(probability, Size(height=120, width=160))
     assert mask.shape == (120, 160) and mask[40, 60] == 255 and mask[100, 10] == 0
     out = overlayer.draw(frame, mask, ViewState(contours=False))
     assert tuple(out[40, 60]) == (178, 50, 50)  # 0.5·100 + 0.5·(255, 0, 0)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from app.display import WINDOW_TITLE
-from app.synth import write_test_video
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
+from synthetic.shapes import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
 
