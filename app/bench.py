@@ -44,10 +44,11 @@ from app.outputs import VideoOutput
 from app.overlay import ViewState
 from app.pipeline import Pipeline, PipelineConfig, build_stages, run_in_one_thread
 from app.sources import open_source
-from app.stats import StatsRecorder, percentiles
+from app.stats import StatsRecorder
 from engine.backends import BACKEND_NAMES, InferenceBackend, create_backend
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, ModelMeta, build_segmenter, save_checkpoint
+from models.percentiles import percentiles
 from models.unet import preset
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine.backends.base import InferenceBackend
 from engine.backends.factory import first_backend_to_try
-from engine.paths import usable_cores
+from models.cpu import usable_cores
 
 #: Backends that run on the host CPU (their calls are thread-safe and may overlap).
 CPU_BACKENDS = ("onnxruntime-cpu", "torch-cpu")

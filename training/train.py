@@ -47,9 +47,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from engine.paths import usable_cores
 from models.atomic_io import atomic_write_text
 from models.checkpoint import ModelMeta, build_segmenter, read_checkpoint, save_checkpoint, weights_digest
+from models.cpu import usable_cores
 from models.frame_model import FrameSegmenter
 from models.unet import UNetConfig, preset
 from training.augment import AugmentConfig

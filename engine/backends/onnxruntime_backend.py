@@ -11,7 +11,8 @@ import numpy as np
 
 from engine.backends.base import BackendUnavailable, InferenceBackend
 from engine.export import INPUT_NAME, OUTPUT_NAME, ensure_onnx, is_onnx_path, read_onnx_meta
-from engine.paths import physical_cores, tensorrt_cache_dir
+from engine.paths import tensorrt_cache_dir
+from models.cpu import physical_cores
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
