@@ -234,8 +234,12 @@ def test_overlay_blends_only_the_mask() -> None:
 
 
 def test_setup_error_is_a_value_error() -> None:
-    with pytest.raises(SetupError, match="no such file"):
+    # Callers that catch ValueError (the bench, argument checks) must see setup failures as bad values.
+    with pytest.raises(ValueError, match="no such file") as caught:
         open_source("/nonexistent/clip.mp4")
+    assert type(caught.value) is SetupError
+    message = str(caught.value)
+    assert "/nonexistent/clip.mp4" in message and "\n" not in message  # one line naming the value
 
 
 def test_corrupt_frame_mid_file_is_counted_and_skipped(tmp_path: Path) -> None:
@@ -361,4 +365,7 @@ def test_inference_plan(backend: InferenceBackend) -> None:
     assert cpu.workers_for(backend) == 2 and cpu.workers_for(failing) == 1
     with pytest.raises(ValueError, match="--inference-workers 3: backend failing takes one worker"):
         plan_inference("onnxruntime-cpu", 3, 1, cores=2).workers_for(failing)
-    assert plan_inference("auto", None, None).backend in ("tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")
+    # "auto" is resolved as the factory resolves it: the plan is made for the backend create_backend builds.
+    auto = plan_inference("auto", None, None, cores=4)
+    expected = InferencePlan(backend.name, 2, 2) if backend.concurrent_calls else InferencePlan(backend.name, 1, None)
+    assert auto == expected
