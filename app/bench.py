@@ -43,6 +43,7 @@ from app.inference_plan import plan_inference
 from app.outputs import VideoOutput
 from app.overlay import ViewState
 from app.pipeline import Pipeline, PipelineConfig, build_stages, run_in_one_thread
+from app.size import Size
 from app.sources import open_source
 from app.stats import StatsRecorder
 from engine.backends import BACKEND_NAMES, InferenceBackend, create_backend
@@ -51,7 +52,7 @@ from models.checkpoint import DEFAULT_CHECKPOINT, ModelMeta, build_segmenter, sa
 from models.percentiles import percentiles
 from models.unet import preset
 
-SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+SIZES = {"720p": Size(height=720, width=1280), "1080p": Size(height=1080, width=1920)}
 TARGET_FPS_720P = 30.0
 TARGET_SPEEDUP = 1.5
 
@@ -190,7 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     backends[1] = create_backend(checkpoint, args.backend, threads=1)
                 single = backends[1]
             pipeline_backend = backends[plan.threads]
-            videos = {name: generated_video(args.frames, *SIZES[name], generator=args.generator) for name in sizes}
+            videos = {
+                name: generated_video(args.frames, width=SIZES[name].width, height=SIZES[name].height, generator=args.generator)
+                for name in sizes
+            }
         except (SetupError, ValueError, RuntimeError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -207,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = []
         for name, video in videos.items():
             load = os.getloadavg()[0]
-            row: dict[str, Any] = {"video": name, "path": str(video), "size": list(SIZES[name])}
+            row: dict[str, Any] = {"video": name, "path": str(video), "size": list(SIZES[name].wh)}  # JSON: width, height
             if single is not None:
                 row["naive-1t"] = naive_loop(video, single, workdir / f"naive-1t-{name}.mp4")
             row["naive"] = naive_loop(video, backend, workdir / f"naive-{name}.mp4")

@@ -9,13 +9,14 @@ import logging
 from pathlib import Path
 
 from app.errors import SetupError
+from app.size import Size
 from engine.paths import cache_root
 
 LOG = logging.getLogger(__name__)
 
 DEMO_SEED = 0
 DEMO_FRAMES = 300
-DEMO_SIZE = (1280, 720)
+DEMO_SIZE = Size(height=720, width=1280)
 DEMO_FPS = 25.0
 
 
@@ -65,4 +66,4 @@ def generated_video(
 
 def demo_video() -> Path:
     """The default demo video of ``python -m app`` (generated on first use)."""
-    return generated_video(DEMO_FRAMES, *DEMO_SIZE)
+    return generated_video(DEMO_FRAMES, width=DEMO_SIZE.width, height=DEMO_SIZE.height)
