@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             + (f" → {output}" if output else ""),
             flush=True,
         )
-        display = Display(pipeline, args.screenshot_dir) if show else None
+        display = Display(pipeline.display, pipeline.view, pipeline, args.screenshot_dir) if pipeline.display else None
         previous = _install_signal_handlers(pipeline)
         try:
             pipeline.start()

@@ -2,8 +2,8 @@
 
 For each size (720p and 1080p by default) a generated video (cached, see :mod:`app.demo`) goes through
 
-* **naive-1t**: the naive loop, read → ``backend.predict`` → overlay → write, frame after frame, all
-  on one thread (inference with 1 CPU thread): the issue's "naive single-thread loop";
+* **naive-1t**: the naive loop: the pipeline's own stage objects (read → infer → post-process →
+  overlay → write) run frame after frame, all on one thread (inference with 1 CPU thread): the issue's "naive single-thread loop";
 * **naive**: the same loop with the backend's default CPU threads (all physical cores), so the
   inference call itself is parallel: the strongest sequential baseline;
 * **threaded-1w**: :class:`app.pipeline.Pipeline` in lossless file mode (every frame, in order),
@@ -36,55 +36,48 @@ from typing import Any
 import cv2
 import numpy as np
 
+from app.capture import Capture
 from app.demo import generated_video
 from app.errors import SetupError
 from app.inference_plan import plan_inference
 from app.outputs import VideoOutput
-from app.overlay import Overlayer, OverlayStyle, ViewState
-from app.pipeline import Pipeline, PipelineConfig
+from app.overlay import ViewState
+from app.pipeline import Pipeline, PipelineConfig, build_stages, run_in_one_thread
+from app.size import Size
 from app.sources import open_source
-from app.stats import percentiles
+from app.stats import StatsRecorder
 from engine.backends import BACKEND_NAMES, InferenceBackend, create_backend
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, ModelMeta, build_segmenter, save_checkpoint
+from models.percentiles import percentiles
 from models.unet import preset
 
-SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+SIZES = {"720p": Size(height=720, width=1280), "1080p": Size(height=1080, width=1920)}
 TARGET_FPS_720P = 30.0
 TARGET_SPEEDUP = 1.5
 
 
 def naive_loop(video: Path, backend: InferenceBackend, output: Path) -> dict[str, Any]:
-    """Single thread: read → infer → overlay → write; throughput and per-frame latency."""
-    capture = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
-    if not capture.isOpened():
-        raise SetupError(f"bench video {video}: cannot be opened")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    writer = VideoOutput(output, fps, size)
-    overlayer = Overlayer(OverlayStyle(), backend.threshold)
-    view = ViewState()
-    latencies: list[float] = []
-    started, cpu_started = time.perf_counter(), process_cpu_seconds()
+    """The pipeline's own stages run frame after frame on one thread; throughput and per-frame latency.
+
+    Same source, stage objects and writer as :func:`threaded_pipeline` (built by
+    :func:`app.pipeline.build_stages`), so the difference between the two is the threading only."""
+    source = open_source(str(video))
     try:
-        while True:
-            t0 = time.perf_counter()
-            ok, frame = capture.read()
-            if not ok:
-                break
-            mask = overlayer.mask(backend.predict(frame), size)
-            writer.write(overlayer.draw(frame, mask, view))
-            latencies.append((time.perf_counter() - t0) * 1000.0)
+        writer = VideoOutput(output, source.fps, source.frame_size)
+        stats = StatsRecorder()
+        workers, render = build_stages(PipelineConfig(), backend, ViewState(), stats, video=writer)
+        started, cpu_started = time.perf_counter(), process_cpu_seconds()
+        frames = run_in_one_thread(Capture(source, stats.now), workers, render)
+        wall, cpu = time.perf_counter() - started, process_cpu_seconds() - cpu_started
     finally:
-        writer.close()
-        capture.release()
-    wall, cpu = time.perf_counter() - started, process_cpu_seconds() - cpu_started
+        source.close()
     return {
-        "frames": len(latencies),
+        "frames": frames,
         "wall_s": wall,
-        "throughput_fps": len(latencies) / wall,
+        "throughput_fps": frames / wall,
         "cpu_cores_busy": cpu / wall,
-        **_ms(latencies),
+        **_ms(stats.latencies_ms),
     }
 
 
@@ -198,7 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     backends[1] = create_backend(checkpoint, args.backend, threads=1)
                 single = backends[1]
             pipeline_backend = backends[plan.threads]
-            videos = {name: generated_video(args.frames, *SIZES[name], generator=args.generator) for name in sizes}
+            videos = {
+                name: generated_video(args.frames, width=SIZES[name].width, height=SIZES[name].height, generator=args.generator)
+                for name in sizes
+            }
         except (SetupError, ValueError, RuntimeError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -215,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = []
         for name, video in videos.items():
             load = os.getloadavg()[0]
-            row: dict[str, Any] = {"video": name, "path": str(video), "size": list(SIZES[name])}
+            row: dict[str, Any] = {"video": name, "path": str(video), "size": list(SIZES[name].wh)}  # JSON: width, height
             if single is not None:
                 row["naive-1t"] = naive_loop(video, single, workdir / f"naive-1t-{name}.mp4")
             row["naive"] = naive_loop(video, backend, workdir / f"naive-{name}.mp4")

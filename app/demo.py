@@ -9,13 +9,14 @@ import logging
 from pathlib import Path
 
 from app.errors import SetupError
+from app.size import Size
 from engine.paths import cache_root
 
 LOG = logging.getLogger(__name__)
 
 DEMO_SEED = 0
 DEMO_FRAMES = 300
-DEMO_SIZE = (1280, 720)
+DEMO_SIZE = Size(height=720, width=1280)
 DEMO_FPS = 25.0
 
 
@@ -33,7 +34,7 @@ def generated_video(
     generator: str = "scene",
 ) -> Path:
     """A cached generated video: ``scene`` (the surgical generator, :mod:`synthetic`) or
-    ``shapes`` (:mod:`app.synth`: fast numbered frames for tests).
+    ``shapes`` (:mod:`synthetic.shapes`: fast numbered frames for tests).
 
     The file name records the generator (and its version) and the parameters, so a change
     regenerates instead of reusing.
@@ -57,7 +58,7 @@ def generated_video(
 
         write_demo_video(path, seed=seed, num_frames=num_frames, width=width, height=height, fps=fps)
     else:
-        from app.synth import write_test_video
+        from synthetic.shapes import write_test_video
 
         write_test_video(path, num_frames=num_frames, width=width, height=height, fps=fps, seed=seed)
     return path
@@ -65,4 +66,4 @@ def generated_video(
 
 def demo_video() -> Path:
     """The default demo video of ``python -m app`` (generated on first use)."""
-    return generated_video(DEMO_FRAMES, *DEMO_SIZE)
+    return generated_video(DEMO_FRAMES, width=DEMO_SIZE.width, height=DEMO_SIZE.height)

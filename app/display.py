@@ -1,6 +1,7 @@
-"""The OpenCV window (main thread only) and its keys.
+"""The OpenCV window (main thread only) and its keys (listed in :mod:`app.keys`).
 
-Keys: space pause, o overlay on/off, m mask-only view, c contours on/off, s screenshot, q/Esc quit.
+The window reads rendered frames from a :class:`app.sinks.DisplaySink`, toggles the shared
+:class:`app.overlay.ViewState`, and stops the pipeline through the small :class:`Controls` interface.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from app.overlay import draw_paused, no_signal_image
-from app.pipeline import CLOSED, EMPTY, Pipeline
+from app.keys import KEYS_HELP
+from app.overlay import ViewState, draw_paused, no_signal_image
+from app.sinks import DisplaySink
 
 LOG = logging.getLogger(__name__)
 
 WINDOW_TITLE = "surgical instrument segmentation"
-KEYS_HELP = "space pause, o overlay on/off, m mask-only view, c contours on/off, s screenshot, q/Esc quit"
+__all__ = ["KEYS_HELP", "WINDOW_TITLE", "Controls", "Display", "display_available"]
 _PROBE = "import cv2; cv2.namedWindow('probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
 
 
@@ -39,51 +42,70 @@ def display_available(timeout_s: float = 10.0) -> bool:
     return probe.returncode == 0
 
 
-class Display:
-    """Shows the pipeline's rendered frames and applies key presses to its view state."""
+class Controls(Protocol):
+    """What the window may do to the pipeline (:class:`app.pipeline.Pipeline` provides it)."""
 
-    def __init__(self, pipeline: Pipeline, screenshot_dir: Path, title: str = WINDOW_TITLE) -> None:
-        self.pipeline = pipeline
+    def request_stop(self, reason: str) -> None:
+        """Stop capturing and let the queued frames drain."""
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether the pipeline has finished (within ``timeout`` seconds)."""
+
+
+class Display:
+    """Shows the frames of a display sink and applies key presses to the view state."""
+
+    def __init__(
+        self, feed: DisplaySink, view: ViewState, controls: Controls, screenshot_dir: Path, title: str = WINDOW_TITLE
+    ) -> None:
+        self.feed = feed
+        self.view = view
+        self.controls = controls
         self.screenshot_dir = screenshot_dir
         self.title = title
         self.last: np.ndarray | None = None
         self.screenshots: list[Path] = []
         cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
-        width, height = pipeline.source.frame_size
+        height, width = feed.size
         cv2.resizeWindow(title, min(width, 1280), min(height, 720) if width <= 1280 else int(height * 1280 / width))
 
     def loop(self) -> None:
         """Show frames until the pipeline finishes or the user quits (must run on the main thread)."""
-        pipeline = self.pipeline
+        feed, controls = self.feed, self.controls
         shown_no_signal = False
         message = ""
         while True:
-            item = pipeline.display.get(timeout=0.01)
-            if item is CLOSED:
+            image = feed.next_image(timeout=0.01)
+            if image is None and feed.finished:
                 break
-            if pipeline.no_signal is not None:
-                if not shown_no_signal or message != pipeline.no_signal:
-                    message = pipeline.no_signal
-                    cv2.imshow(self.title, no_signal_image(pipeline.source.frame_size, message))
+            no_signal = feed.no_signal
+            if no_signal is not None:
+                if not shown_no_signal or message != no_signal:
+                    message = no_signal
+                    cv2.imshow(self.title, no_signal_image(feed.size, message))
                 shown_no_signal = True
-            elif item is not EMPTY:
-                self.last = item
-                cv2.imshow(self.title, item)
+            elif image is not None:
+                self.last = image
+                cv2.imshow(self.title, image)
                 shown_no_signal = False
             elif shown_no_signal and self.last is not None:
                 cv2.imshow(self.title, self.last)
                 shown_no_signal = False
             key = cv2.waitKey(1) & 0xFF
             if key != 0xFF and self.handle_key(key):
-                pipeline.request_stop("quit key")
+                controls.request_stop("quit key")
             elif self._closed_by_user():
-                pipeline.request_stop("window closed")
-            if pipeline.stopping and pipeline.wait(0):
+                controls.request_stop("window closed")
+            if controls.stopping and controls.wait(0):
                 break
 
     def handle_key(self, key: int) -> bool:
         """Apply one key; ``True`` when it asks to quit."""
-        view = self.pipeline.view
+        view = self.view
         char = chr(key).lower() if key < 128 else ""
         if key == 27 or char == "q":
             return True

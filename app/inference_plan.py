@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.backends import REGISTRY, InferenceBackend, capabilities, resolve_backend
-from engine.paths import usable_cores
+from models.cpu import usable_cores
 
 #: Backends whose calls may overlap (declared in engine.backends.registry), e.g. for error messages.
 CPU_BACKENDS = tuple(name for name, caps in REGISTRY.items() if caps.concurrent_calls)

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from app.keys import KEY_LEGEND
+from app.size import Size
+
 BGR = tuple[int, int, int]
 
 COLOR_NAMES: dict[str, BGR] = {
@@ -27,7 +30,6 @@ COLOR_NAMES: dict[str, BGR] = {
     "orange": (0, 165, 255),
 }
 
-KEY_LEGEND = "space pause  o overlay  m mask  c contours  s screenshot  q/Esc quit"
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -97,11 +99,11 @@ class Overlayer:
         self.threshold = threshold
         self._color_image: np.ndarray | None = None
 
-    def mask(self, probability: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """``uint8`` 0/255 mask at ``size`` = ``(width, height)`` (bilinear upsampling, then threshold)."""
+    def mask(self, probability: np.ndarray, size: Size) -> np.ndarray:
+        """``uint8`` 0/255 mask at ``size`` (bilinear upsampling, then threshold)."""
         prob8 = cv2.convertScaleAbs(probability, alpha=255.0)
-        if (prob8.shape[1], prob8.shape[0]) != size:
-            prob8 = cv2.resize(prob8, size, interpolation=cv2.INTER_LINEAR)
+        if Size.of(prob8) != size:
+            prob8 = cv2.resize(prob8, size.wh, interpolation=cv2.INTER_LINEAR)
         level = min(254.0, max(0.0, self.threshold * 255.0 - 0.5))
         _, mask = cv2.threshold(prob8, level, 255, cv2.THRESH_BINARY)
         return mask
@@ -179,9 +181,9 @@ def draw_paused(image: np.ndarray) -> None:
     _text_box(image, ["PAUSED (space to resume)"], (image.shape[1] // 3, image.shape[0] // 2), scale)
 
 
-def no_signal_image(size: tuple[int, int], message: str) -> np.ndarray:
-    """A dark frame of ``size`` = ``(width, height)`` saying NO SIGNAL and ``message``."""
-    width, height = size
+def no_signal_image(size: Size, message: str) -> np.ndarray:
+    """A dark frame of ``size`` saying NO SIGNAL and ``message``."""
+    height, width = size
     image = np.full((height, width, 3), 24, np.uint8)
     scale = max(0.8, height / 300.0)
     text = "NO SIGNAL"

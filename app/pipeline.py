@@ -1,22 +1,22 @@
-"""The threaded pipeline: capture → inference → render/output, joined by small bounded queues.
+"""The threaded pipeline: stage objects run on threads joined by small bounded queues.
 
-* **capture** reads the source. Files are lossless by default: the queue to inference blocks when full
-  (back-pressure, every frame kept, in order). Live sources (and ``realtime`` files, paced at their
-  fps) use a one-slot latest-frame-wins queue: a stale frame is replaced and counted as dropped, so
-  latency never builds up. A live source that stops delivering shows NO SIGNAL and is reopened with
-  exponential back-off.
-* **inference** calls ``backend.predict`` on the full frame (GPU backends resize on the device). On
-  CPU backends whose runtime is thread-safe, ``inference_workers`` threads share the backend and run
-  frames concurrently (each with few intra-op threads): on 2 cores this gives more frames per second
-  than one call spread over both cores. Each frame gets a sequence number when it is taken for
-  inference, and the render stage restores that order.
-* **render** puts frames back in order, smooths the probability, draws the overlay, writes the video and mask PNGs, records the
-  timestamps and publishes the frame for the display (which runs on the main thread).
+The stages (:mod:`app.capture`, :mod:`app.stages`, :mod:`app.sinks`; contract in :mod:`app.stage`) do
+the work; this module only runs them:
+
+* a **capture** thread takes frames from :class:`app.capture.Capture`. Files are lossless by default:
+  the queue to inference blocks when full (back-pressure, every frame kept, in order). Live sources
+  (and ``realtime`` files) use a one-slot latest-frame-wins queue: a stale frame is replaced and
+  counted as dropped, so latency never builds up.
+* ``inference_workers`` **inference** threads run the worker stages (:class:`app.stages.Infer`) on
+  frames numbered in the order they are taken; on CPU backends several frames run concurrently.
+* a **render** thread runs the render stages, from :class:`app.stages.Reorder` (restores the order)
+  to the sinks; the list comes from :func:`build_stages`.
 
 Stopping: :meth:`Pipeline.request_stop` ends capture and lets the queued frames drain, so the output
-holds every frame captured; :meth:`Pipeline.abort` stops at once. Either way the output video is
-released (finalised) by the render stage. An exception in a stage aborts the pipeline and is kept in
-:attr:`Pipeline.error` naming the stage and frame index.
+holds every frame captured; :meth:`Pipeline.abort` stops at once. Either way every stage is closed
+(the output video finalised) by the render thread. An exception in a stage aborts the pipeline and is
+kept in :attr:`Pipeline.error` naming the stage and frame index. :func:`run_in_one_thread` runs the
+same stages without threads (the bench's naive loop).
 """
 
 from __future__ import annotations
@@ -24,17 +24,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from app.capture import Capture
 from app.errors import StageError
 from app.outputs import MaskWriter, VideoOutput
-from app.overlay import HudInfo, Overlayer, OverlayStyle, Smoother, ViewState, draw_hud
+from app.overlay import OverlayStyle, ViewState
+from app.sinks import DisplaySink, MaskSink, StatsSink, VideoSink
+from app.size import Size
 from app.sources import FrameSource
-from app.stats import FrameTimes, StatsRecorder
+from app.stage import Frame, Stage, close_all, run_chain
+from app.stages import Compose, Hud, Infer, PostProcess, Reorder
+from app.stats import StatsRecorder
 from engine.backends import InferenceBackend
 
 LOG = logging.getLogger(__name__)
@@ -127,16 +130,60 @@ class PipelineConfig:
     backoff_max_s: float = 8.0
 
 
-@dataclass
-class _Item:
-    times: FrameTimes
-    image: np.ndarray
-    probability: np.ndarray | None = None
-    sequence: int = -1  #: order of arrival at inference; the render stage writes frames in this order
+
+
+def build_stages(
+    config: PipelineConfig,
+    backend: InferenceBackend,
+    view: ViewState,
+    stats: StatsRecorder,
+    dropped: Callable[[], int] = lambda: 0,
+    video: VideoOutput | None = None,
+    masks: MaskWriter | None = None,
+    display: DisplaySink | None = None,
+    sinks: Sequence[Stage] = (),
+) -> tuple[list[Stage], list[Stage]]:
+    """The stage lists: ``(worker stages, render stages)``.
+
+    Render order: reorder → post-process → compose → [HUD when burnt in] → video → masks → stats →
+    ``sinks`` → [HUD] → display. A new stage is one more entry here; the others do not change."""
+    workers: list[Stage] = [Infer(backend, stats.now)]
+    render: list[Stage] = [Reorder(), PostProcess(config.smooth, backend.threshold), Compose(config.style, view)]
+    hud = Hud(backend.name, stats.now, view, dropped)
+    if config.burn_hud:
+        render.append(hud)
+    if video is not None:
+        render.append(VideoSink(video))
+    if masks is not None:
+        render.append(MaskSink(masks))
+    render.append(StatsSink(stats))
+    render.extend(sinks)
+    if display is not None:
+        if not config.burn_hud:
+            render.append(hud)
+        render.append(display)
+    return workers, render
+
+
+def run_in_one_thread(capture: Capture, workers: Sequence[Stage], render: Sequence[Stage]) -> int:
+    """Run the stages frame after frame on the calling thread (no queues); returns the frames captured.
+
+    The same stage objects as :class:`Pipeline`, so comparing the two measures threading only."""
+    stop = threading.Event()
+    count = 0
+    try:
+        while (frame := capture.read(stop)) is not None:
+            frame.sequence = count
+            count += 1
+            for inferred in run_chain(workers, frame):
+                run_chain(render, inferred)
+    finally:
+        close_all([*workers, *render])
+    return count
 
 
 class Pipeline:
-    """Three stage threads around a source, a backend and optional outputs."""
+    """Threads and bounded queues around the stages built for a source, a backend and optional outputs."""
 
     def __init__(
         self,
@@ -146,6 +193,7 @@ class Pipeline:
         video: VideoOutput | None = None,
         masks: MaskWriter | None = None,
         stats: StatsRecorder | None = None,
+        sinks: Sequence[Stage] = (),
     ) -> None:
         if config.inference_workers < 1:
             raise ValueError(f"inference_workers must be at least 1, got {config.inference_workers}")
@@ -162,18 +210,27 @@ class Pipeline:
         self.stats = stats or StatsRecorder()
         self.live = config.live or config.realtime or source.live
         self.view = ViewState(contours=config.style.contours)
-        self.hud = HudInfo(backend=backend.name)
         self.to_infer = FrameQueue(1 if self.live else config.queue_size, latest_wins=self.live)
         self.to_render = FrameQueue(config.queue_size)
-        #: Rendered frames for the display; only the newest is kept.
-        self.display = FrameQueue(1, latest_wins=True)
+        self.capture = Capture(
+            source,
+            self.stats.now,
+            self.view,
+            realtime=config.realtime,
+            reconnect_attempts=config.reconnect_attempts,
+            backoff_initial_s=config.backoff_initial_s,
+            backoff_max_s=config.backoff_max_s,
+        )
+        #: Rendered frames for the window (``config.show``), else ``None``.
+        self.display = DisplaySink(Size.from_wh(source.frame_size)) if config.show else None
+        if self.display is not None:
+            self.capture.listeners.append(self.display.set_no_signal)
+        self.worker_stages, self.render_stages = build_stages(
+            config, backend, self.view, self.stats, lambda: self.dropped, video, masks, self.display, sinks
+        )
         self.error: StageError | None = None
         self.stop_reason: str | None = None
-        #: Set while a live source is down: the NO SIGNAL message to show.
-        self.no_signal: str | None = None
         self.captured = 0
-        self.pacing_drops = 0
-        self.reconnects = 0
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._done = threading.Event()
@@ -255,11 +312,21 @@ class Pipeline:
     @property
     def dropped(self) -> int:
         """Frames dropped because they were stale (live mode)."""
-        return self.to_infer.dropped + self.pacing_drops
+        return self.to_infer.dropped + self.capture.pacing_drops
 
-    # -- stages ----------------------------------------------------------------------------------
+    @property
+    def reconnects(self) -> int:
+        """Successful reconnections of a live source."""
+        return self.capture.reconnects
 
-    def _run_stage(self, stage: str, body: Any) -> None:
+    @property
+    def no_signal(self) -> str | None:
+        """While a live source is down: the NO SIGNAL message."""
+        return self.capture.no_signal
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    def _run_stage(self, stage: str, body: Callable[[], None]) -> None:
         try:
             body()
         except BaseException as error:  # noqa: B036 - any failure must stop the whole pipeline
@@ -269,75 +336,30 @@ class Pipeline:
             LOG.debug("stage %s failed", stage, exc_info=True)
             self.abort(f"{stage} error")
 
+    def _track(self, frame: Frame) -> None:
+        self._current.index = frame.index
+
     def _capture(self) -> None:
-        source, config = self.source, self.config
-        paced = config.realtime and not source.live
-        period = 1.0 / source.fps
-        pace_start: float | None = None
-        paced_count = 0
         try:
             while not self._stop.is_set():
-                if self.view.paused:
-                    pace_start = None
-                    if source.live:
-                        if source.read() is None and not self._reconnect():
-                            break
-                    else:
-                        self._stop.wait(POLL_S)
-                    continue
                 # Lossless mode: read only when the frame can be queued at once, so its capture
                 # timestamp is not inflated by waiting for room (end-to-end latency stays honest).
                 if not self.to_infer.wait_for_room(self._stop):
                     break
-                frame = source.read()
+                frame = self.capture.read(self._stop)
                 if frame is None:
-                    if source.live and self._reconnect():
-                        continue
+                    if self.capture.lost:
+                        self.request_stop("source lost")
                     break
-                self._current.index = source.index
-                now = self.stats.now()
-                if paced:
-                    if pace_start is None:
-                        pace_start, paced_count = now, 0
-                    due = pace_start + paced_count * period
-                    paced_count += 1
-                    if now > due + period:  # decoding fell behind the clock: a live feed would have dropped it
-                        self.pacing_drops += 1
-                        continue
-                    if now < due and self._stop.wait(due - now):
-                        break
-                    now = self.stats.now()
-                item = _Item(FrameTimes(index=source.index, capture=now), frame)
-                if not self.to_infer.put(item, self._abort):
+                self._track(frame)
+                if not self.to_infer.put(frame, self._abort):
                     break
                 self.captured += 1
-                if config.max_frames is not None and self.captured >= config.max_frames:
+                if self.config.max_frames is not None and self.captured >= self.config.max_frames:
                     self.request_stop("max frames")
                     break
         finally:
             self.to_infer.close()
-
-    def _reconnect(self) -> bool:
-        """Reopen a live source with exponential back-off; ``False`` when stopping or out of attempts."""
-        source, config = self.source, self.config
-        delay = config.backoff_initial_s
-        attempt = 0
-        while not self._stop.is_set():
-            attempt += 1
-            self.no_signal = f"{source.description}: reconnecting, attempt {attempt} in {delay:.1f} s"
-            LOG.warning("no signal from %s; reconnect attempt %d in %.1f s", source.description, attempt, delay)
-            if self._stop.wait(delay):
-                return False
-            if source.reconnect():
-                self.no_signal = None
-                self.reconnects += 1
-                LOG.warning("%s: signal back after %d attempt(s)", source.description, attempt)
-                return True
-            if config.reconnect_attempts and attempt >= config.reconnect_attempts:
-                self.request_stop("source lost")
-                return False
-            delay = min(delay * 2.0, config.backoff_max_s)
-        return False
 
     def _next_item(self, queue: FrameQueue) -> Any | None:
         """The next item of ``queue``; ``None`` once it is closed and drained or the pipeline aborts."""
@@ -351,85 +373,37 @@ class Pipeline:
                 return None
             return item
 
-    def _take_for_inference(self) -> _Item | None:
+    def _take_for_inference(self) -> Frame | None:
         """The next frame for an inference worker, numbered in the order frames are taken."""
         with self._take_lock:
-            item = self._next_item(self.to_infer)
-            if item is not None:
-                item.sequence = self._next_sequence
+            frame = self._next_item(self.to_infer)
+            if frame is not None:
+                frame.sequence = self._next_sequence
                 self._next_sequence += 1
-            return item
+            return frame
 
     def _infer(self) -> None:
-        """One inference worker; the last one to finish closes the queue to the render stage."""
+        """One inference worker; the last one to finish closes the queue to the render thread."""
         try:
-            while (item := self._take_for_inference()) is not None:
-                self._current.index = item.times.index
-                item.times.infer_start = self.stats.now()
-                item.probability = self.backend.predict(item.image)
-                item.times.infer_end = self.stats.now()
-                if not self.to_render.put(item, self._abort):
-                    return
+            while (frame := self._take_for_inference()) is not None:
+                for inferred in run_chain(self.worker_stages, frame, self._track):
+                    if not self.to_render.put(inferred, self._abort):
+                        return
         finally:
             with self._lock:
                 self._workers_left -= 1
                 last = self._workers_left == 0
             if last:
                 self.to_render.close()
-
-    def _in_order(self) -> Iterator[_Item]:
-        """Items of the render queue in inference-sequence order (workers may finish out of order).
-
-        At most ``inference_workers + queue_size`` items wait here, so memory stays bounded."""
-        waiting: dict[int, _Item] = {}
-        expected = 0
-        while (item := self._next_item(self.to_render)) is not None:
-            waiting[item.sequence] = item
-            while expected in waiting:
-                yield waiting.pop(expected)
-                expected += 1
+                close_all(self.worker_stages)
 
     def _render(self) -> None:
-        config = self.config
-        smoother = Smoother(config.smooth)
-        overlayer = Overlayer(config.style, self.backend.threshold)
-        interval_ema: float | None = None
-        last_end: float | None = None
+        """Run the render stages on every inferred frame; close them all at the end (outputs finalised)."""
         try:
-            for item in self._in_order():
-                times: FrameTimes = item.times
-                self._current.index = times.index
-                height, width = item.image.shape[:2]
-                mask = overlayer.mask(smoother(item.probability), (width, height))
-                image = overlayer.draw(item.image, mask, self.view)
-                if config.burn_hud:
-                    self._update_hud(times)
-                    draw_hud(image, self.hud)
-                if self.video is not None:
-                    self.video.write(image)
-                if self.masks is not None:
-                    self.masks.write(times.index, mask)
-                times.render_end = self.stats.now()
-                self.stats.add(times)
-                if last_end is not None:
-                    interval = times.render_end - last_end
-                    interval_ema = interval if interval_ema is None else 0.9 * interval_ema + 0.1 * interval
-                    self.hud.fps = 1.0 / interval_ema if interval_ema > 0 else 0.0
-                last_end = times.render_end
-                if config.show:
-                    if not config.burn_hud:
-                        self._update_hud(times)
-                        draw_hud(image, self.hud)
-                    self.display.put(image, self._abort)
+            while (frame := self._next_item(self.to_render)) is not None:
+                run_chain(self.render_stages, frame, self._track)
         finally:
             try:
-                if self.video is not None:
-                    self.video.close()
+                close_all(self.render_stages)
             finally:
-                self.display.close()
                 self._done.set()
-
-    def _update_hud(self, times: FrameTimes) -> None:
-        self.hud.latency_ms = (self.stats.now() - times.capture) * 1000.0
-        self.hud.dropped = self.dropped
-        self.hud.paused = self.view.paused

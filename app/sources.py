@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from app.errors import SetupError
+from models.sorting import natural_key
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -47,11 +48,6 @@ def opencv_has_gstreamer() -> bool:
     """Whether this OpenCV build has the GStreamer video I/O backend."""
     match = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
     return bool(match and match.group(1).upper().startswith("YES"))
-
-
-def natural_key(path: Path) -> list[object]:
-    """Sort key putting ``frame2.png`` before ``frame10.png`` (numeric runs compared as numbers)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
 class FrameSource(ABC):
@@ -222,7 +218,7 @@ class ImageFolderSource(FrameSource):
         super().__init__()
         self.description = f"image folder {folder}"
         self.paths = sorted(
-            (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key
+            (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_key(p.name.lower())
         )
         if not self.paths:
             raise SetupError(

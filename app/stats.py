@@ -8,9 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from models.atomic_io import atomic_write_text
+from models.percentiles import percentiles
 
 
 @dataclass
@@ -27,14 +26,6 @@ class FrameTimes:
     def latency_ms(self) -> float:
         """End-to-end latency: frame captured → rendered and written."""
         return (self.render_end - self.capture) * 1000.0
-
-
-def percentiles(values: list[float] | np.ndarray, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | None]:
-    """``{"p50": ..., ...}`` of ``values`` (``None`` when empty)."""
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return {f"p{q}": None for q in qs}
-    return {f"p{q}": float(np.percentile(array, q)) for q in qs}
 
 
 @dataclass

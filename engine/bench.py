@@ -27,6 +27,7 @@ from engine.model_source import load_model_source
 from engine.specs import BackendSpec
 from engine.synthetic import draw_frames, random_model
 from models.checkpoint import ModelMeta, save_checkpoint
+from models.percentiles import percentile
 from models.unet import count_parameters, preset
 
 DEFAULT_SIZES = ((256, 320), (512, 640), (538, 701))
@@ -77,11 +78,6 @@ def time_backend(backend: Any, frame: np.ndarray, iterations: int, budget_s: flo
         backend.infer(batch)
         times.append((time.perf_counter() - tick) * 1e3)
     return times
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile ``q`` in [0, 100]."""
-    return float(np.percentile(np.asarray(values), q))
 
 
 def model_for(name: str, size: tuple[int, int], workdir: Path, checkpoint: Path | None) -> tuple[Path, ModelMeta, int]:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .config import GENERATOR_VERSION, SceneConfig
+from .mp4 import write_mp4
 from .video import SceneRenderer
 
 
@@ -128,24 +129,9 @@ def write_demo_video(path: Path, seed: int = 0, num_frames: int = 300, width: in
                      fps: float = 25.0, config: SceneConfig | None = None) -> Path:
     """Write an mp4 ('mp4v') of a generated surgical scene, atomically; returns the final path.
 
-    Raises RuntimeError if the OpenCV video writer cannot be opened.
+    Raises OSError if the folder cannot be made or the OpenCV video writer cannot be opened there.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    if not writer.isOpened():
-        writer.release()
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"cv2.VideoWriter could not open {tmp} (codec 'mp4v', {width}x{height} @ {fps} fps)")
-    try:
-        scene = SceneRenderer(seed, width, height, config)
-        for i in range(num_frames):
-            writer.write(scene.render(i)[0])
-    except BaseException:
-        writer.release()
-        tmp.unlink(missing_ok=True)
-        raise
-    writer.release()
-    os.replace(tmp, path)
-    return path
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    scene = SceneRenderer(seed, width, height, config)
+    return write_mp4(path, (scene.render(i)[0] for i in range(num_frames)), fps)

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny on-disk datasets drawn with OpenCV."""
+"""Shared fixtures: tiny on-disk datasets (pictures from :mod:`synthetic.shapes`) and a video decoder."""
 
 from __future__ import annotations
 
@@ -9,24 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-INSTRUMENT_BGR = (40, 220, 40)  # a colour no background pixel has
+from synthetic.shapes import INSTRUMENT_BGR, bar_frame
 
+__all__ = ["INSTRUMENT_BGR", "decode_video", "draw_frame", "write_dvrk_video"]
 
-def draw_frame(seed: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """A reddish textured background with a green "instrument" bar; mask 0/255 marks the bar."""
-    rng = np.random.default_rng(seed)
-    image = np.empty((height, width, 3), np.uint8)
-    image[...] = (60, 70, 170)
-    image += rng.integers(0, 25, (height, width, 3), dtype=np.uint8)
-    mask = np.zeros((height, width), np.uint8)
-    x0 = int(rng.integers(0, width // 2))
-    y0 = int(rng.integers(0, height // 2))
-    angle = rng.uniform(-0.6, 0.6)
-    x1 = int(x0 + width * 0.6 * np.cos(angle))
-    y1 = int(y0 + height * 0.6 * abs(np.sin(angle))) + height // 4
-    cv2.line(mask, (x0, y0), (x1, y1), 255, max(2, height // 8))
-    image[mask > 0] = INSTRUMENT_BGR
-    return image, mask
+draw_frame = bar_frame  #: the dataset tests' picture with its exact mask (see :mod:`synthetic.shapes`)
 
 
 def write_dvrk_video(folder: Path, frames: Sequence[tuple[str, int]], height: int, width: int) -> None:

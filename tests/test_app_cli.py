@@ -14,9 +14,9 @@ import pytest
 from conftest import decode_video
 
 from app.__main__ import main
-from app.synth import write_test_video
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
+from synthetic.shapes import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The demo/bench video cache: location precedence and generate-once behaviour."""
+"""The demo/bench video cache: generate-once behaviour (the location rules: test_engine_export::test_cache_location_env)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from app.demo import cache_dir, generated_video
-
-
-def test_cache_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SURGSEG_CACHE_DIR", raising=False)
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_dir() == tmp_path / "home" / ".cache" / "surgical-seg"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "xdg" / "surgical-seg"
-    monkeypatch.setenv("SURGSEG_CACHE_DIR", str(tmp_path / "explicit"))
-    assert cache_dir() == tmp_path / "explicit"
+from app.demo import generated_video
 
 
 def test_generated_video_is_made_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,12 +18,13 @@ from app.inference_plan import InferencePlan, plan_inference
 from app.outputs import VideoOutput
 from app.overlay import Overlayer, OverlayStyle, ViewState, parse_color
 from app.pipeline import FrameQueue, Pipeline, PipelineConfig
+from app.size import Size
 from app.sources import FrameSource, ImageFolderSource, open_source
 from app.stats import StatsRecorder
-from app.synth import render_frame, write_test_video
 from engine.backends import InferenceBackend, create_backend
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
+from synthetic.shapes import render_frame, write_test_video
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +224,7 @@ def test_overlay_blends_only_the_mask() -> None:
     probability = np.zeros((60, 80), np.float32)
     probability[10:30, 20:40] = 0.9
     overlayer = Overlayer(OverlayStyle(color=parse_color("blue"), alpha=0.5), threshold=0.5)
-    mask = overlayer.mask(probability, (160, 120))
+    mask = overlayer.mask(probability, Size(height=120, width=160))
     assert mask.shape == (120, 160) and mask[40, 60] == 255 and mask[100, 10] == 0
     out = overlayer.draw(frame, mask, ViewState(contours=False))
     assert tuple(out[40, 60]) == (178, 50, 50)  # 0.5·100 + 0.5·(255, 0, 0)
@@ -233,8 +234,12 @@ def test_overlay_blends_only_the_mask() -> None:
 
 
 def test_setup_error_is_a_value_error() -> None:
-    with pytest.raises(SetupError, match="no such file"):
+    # Callers that catch ValueError (the bench, argument checks) must see setup failures as bad values.
+    with pytest.raises(ValueError, match="no such file") as caught:
         open_source("/nonexistent/clip.mp4")
+    assert type(caught.value) is SetupError
+    message = str(caught.value)
+    assert "/nonexistent/clip.mp4" in message and "\n" not in message  # one line naming the value
 
 
 def test_corrupt_frame_mid_file_is_counted_and_skipped(tmp_path: Path) -> None:
@@ -360,4 +365,7 @@ def test_inference_plan(backend: InferenceBackend) -> None:
     assert cpu.workers_for(backend) == 2 and cpu.workers_for(failing) == 1
     with pytest.raises(ValueError, match="--inference-workers 3: backend failing takes one worker"):
         plan_inference("onnxruntime-cpu", 3, 1, cores=2).workers_for(failing)
-    assert plan_inference("auto", None, None).backend in ("tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")
+    # "auto" is resolved as the factory resolves it: the plan is made for the backend create_backend builds.
+    auto = plan_inference("auto", None, None, cores=4)
+    expected = InferencePlan(backend.name, 2, 2) if backend.concurrent_calls else InferencePlan(backend.name, 1, None)
+    assert auto == expected

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from app.display import WINDOW_TITLE
-from app.synth import write_test_video
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
+from synthetic.shapes import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,3 +121,43 @@ def test_window_shows_overlay_and_keys_work(xvfb: str, tmp_path: Path) -> None:
     saved = sorted(shots.glob("*.png"))
     assert saved, f"'s' saved no screenshot: {stdout}"
     assert blue_fraction(cv2.imread(str(saved[0]))) > 0.5
+
+
+def test_display_reads_its_sink_and_keys_change_the_view(xvfb: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process: a real pipeline with ``show`` feeds a real window through its DisplaySink only."""
+    from app.display import Display
+    from app.overlay import OverlayStyle, parse_color
+    from app.pipeline import Pipeline, PipelineConfig
+    from app.sources import open_source
+    from engine.backends import create_backend
+
+    monkeypatch.setenv("DISPLAY", xvfb)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    meta = ModelMeta(config=preset("fast"))
+    model = build_segmenter(meta)
+    model.unet.head.bias.data.fill_(6.0)
+    backend = create_backend(save_checkpoint(tmp_path / "all.pt", model, meta), "onnxruntime-cpu", threads=1)
+    source = open_source(str(write_test_video(tmp_path / "in.mp4", num_frames=8, width=160, height=120)))
+    style = OverlayStyle(color=parse_color("blue"), alpha=0.9, contours=False)
+    pipeline = Pipeline(source, backend, PipelineConfig(show=True, style=style))
+    assert pipeline.display is not None and pipeline.display.size == (120, 160)
+    display = Display(pipeline.display, pipeline.view, pipeline, tmp_path / "shots", title="in-process test")
+    try:
+        pipeline.start()
+        display.loop()  # returns once the sink is closed and drained
+        pipeline.join()
+        assert pipeline.error is None and pipeline.summary()["frames"] == 8
+        assert display.last is not None and display.last.shape == (120, 160, 3)
+        shot = display.screenshot()
+        shown = cv2.imread(str(shot))
+        # The overlay covers the frame except where the HUD's dark boxes (figures, key legend) are drawn.
+        assert shot is not None and 0.3 < blue_fraction(shown) < 0.9
+        assert shown[:20, :60].mean() < shown[50:70, 60:100].mean(), "the display shows the HUD"
+        assert display.handle_key(ord("o")) is False and pipeline.view.overlay is False
+        assert display.handle_key(ord("m")) is False and pipeline.view.mask_only is True
+        assert display.handle_key(ord("q")) is True and display.handle_key(27) is True
+    finally:
+        display.close()
+        source.close()
+        backend.close()

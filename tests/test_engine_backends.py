@@ -23,9 +23,9 @@ from engine.backends import (
 from engine.backends.torch_backend import TorchBackend
 from engine.export import export_onnx
 from engine.parity import TOLERANCES, mask_iou
-from engine.paths import physical_cores
 from engine.synthetic import draw_frames, random_model
 from models.checkpoint import save_checkpoint
+from models.cpu import physical_cores
 from models.unet import preset
 
 SIZE = (96, 128)

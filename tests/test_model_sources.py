@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from app.__main__ import main as app_main
-from app.synth import write_test_video
 from engine.__main__ import main as engine_main
 from engine.backends import CONCRETE_BACKENDS, available_backends, create_backend
 from engine.model_source import load_model_source
 from engine.synthetic import draw_frames, random_model
 from models.checkpoint import save_checkpoint, weights_digest
 from models.unet import preset
+from synthetic.shapes import write_test_video
 
 SIZE = (64, 96)
 RUNNABLE = [name for name, reason in available_backends().items() if reason is None]

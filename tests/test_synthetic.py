@@ -13,6 +13,7 @@ import pytest
 from conftest import decode_video
 
 from synthetic import SceneConfig, generate_video, write_dataset, write_demo_video
+from synthetic.mp4 import write_mp4
 
 W, H = 160, 128
 
@@ -145,15 +146,32 @@ def test_write_demo_video(tmp_path: Path):
 def test_write_demo_video_bad_path_raises(tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises((RuntimeError, OSError)):
+    with pytest.raises(FileExistsError):  # the folder cannot be made: a file is in the way
         write_demo_video(blocker / "demo.mp4", num_frames=2, width=64, height=48)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"], "nothing half-written is left"
+
+
+def test_write_mp4_unopenable_writer_raises_oserror_and_leaves_nothing(tmp_path: Path):
+    frames = [np.zeros((48, 64, 3), np.uint8)] * 2
+    with pytest.raises(OSError, match="could not open an mp4v writer"):
+        write_mp4(tmp_path / "clip.mp4", (np.zeros((0, 0, 3), np.uint8) for _ in range(1)), 25.0)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="no frames"):
+        write_mp4(tmp_path / "clip.mp4", [], 25.0)
+    assert len(decode_video(write_mp4(tmp_path / "clip.mp4", frames, 25.0))) == 2
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="seed must be >= 0"):
         generate_video(-1, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="num_frames must be >= 0"):
+        list(generate_video(0, -1))
+    with pytest.raises(ValueError, match="width and height must be >= 16"):
+        generate_video(0, 2, width=8, height=48)
+    with pytest.raises(ValueError, match="min_instruments <= max_instruments"):
         SceneConfig(min_instruments=3, max_instruments=1)
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        write_demo_video(Path("unused.mp4"), num_frames=0)
 
 
 def test_instrument_count_knob():

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from models.sorting import natural_key
 from training.augment import AugmentConfig, augment
 
 LAYOUTS = ("auto", "dvrk", "folders", "endovis17")
@@ -91,11 +92,6 @@ class DatasetIndex:
     def video_names(self) -> list[str]:
         """Names of the videos, in order."""
         return [v.name for v in self.videos]
-
-
-def natural_key(text: str) -> tuple[Any, ...]:
-    """Sort key comparing digit runs numerically: ``frame9`` < ``frame10``."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -48,7 +48,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from engine.paths import usable_cores
 from models.atomic_io import atomic_write_text
 from models.checkpoint import (
     ModelMeta,
@@ -59,6 +58,7 @@ from models.checkpoint import (
     save_checkpoint,
     weights_digest,
 )
+from models.cpu import usable_cores
 from models.frame_model import FrameSegmenter
 from models.sizes import parse_size
 from models.unet import UNetConfig, preset

@@ -12,7 +12,8 @@ import numpy as np
 from engine.backends.base import BackendUnavailable, InferenceBackend
 from engine.onnx_cache import ensure_onnx
 from engine.onnx_meta import INPUT_NAME, OUTPUT_NAME, is_onnx_path, read_onnx_meta
-from engine.paths import physical_cores, tensorrt_cache_dir
+from engine.paths import tensorrt_cache_dir
+from models.cpu import physical_cores
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",

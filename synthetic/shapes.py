@@ -1,7 +1,9 @@
-"""A small, dependency-free test-video generator (moving instrument-like shapes on a tissue-like background).
+"""Simple, fast test pictures (no scene detail), beside the surgical scene generator.
 
-Used by the tests and by `python -m app.bench --generator shapes` (fast numbered frames, no scene detail).
-Each frame shows its index in the top-left corner so ordering can be checked by eye.
+* :func:`render_frame` / :func:`write_test_video`: a reddish background with two grey shafts moving
+  across it, each frame showing its index (``python -m app.bench --generator shapes``, the app tests).
+* :func:`bar_frame`: a textured frame with one green "instrument" bar and its exact 0/255 mask (the
+  dataset and evaluation tests).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.atomic_io import atomic_path
+from .mp4 import write_mp4
+
+#: The colour of :func:`bar_frame`'s bar; no background pixel has it.
+INSTRUMENT_BGR = (40, 220, 40)
 
 
 def render_frame(index: int, width: int, height: int, rng_seed: int = 0) -> np.ndarray:
-    """Frame ``index`` of the scene: reddish background with two grey shafts moving across it."""
+    """Frame ``index`` of the shapes video: reddish background with two grey shafts moving across it."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     phase = index * 0.05 + rng_seed
     red = 140 + 40 * np.sin(x / 37.0 + phase) * np.cos(y / 53.0 - phase)
@@ -46,16 +51,21 @@ def write_test_video(
     """Write an ``mp4v`` video of :func:`render_frame` frames atomically and return its path."""
     if num_frames < 1 or width < 16 or height < 16 or fps <= 0:
         raise ValueError(f"bad test video parameters: {num_frames} frames, {width}x{height}, {fps} fps")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        target = tmp.with_suffix(path.suffix or ".mp4")
-        writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
-        if not writer.isOpened():
-            raise OSError(f"cannot write test video {target} (OpenCV VideoWriter did not open)")
-        try:
-            for index in range(num_frames):
-                writer.write(render_frame(index, width, height, seed))
-        finally:
-            writer.release()
-        os.replace(target, tmp)
-    return path
+    return write_mp4(path, (render_frame(index, width, height, seed) for index in range(num_frames)), fps)
+
+
+def bar_frame(seed: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A reddish textured background with a green "instrument" bar; the mask (0/255) marks the bar."""
+    rng = np.random.default_rng(seed)
+    image = np.empty((height, width, 3), np.uint8)
+    image[...] = (60, 70, 170)
+    image += rng.integers(0, 25, (height, width, 3), dtype=np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    x0 = int(rng.integers(0, width // 2))
+    y0 = int(rng.integers(0, height // 2))
+    angle = rng.uniform(-0.6, 0.6)
+    x1 = int(x0 + width * 0.6 * np.cos(angle))
+    y1 = int(y0 + height * 0.6 * abs(np.sin(angle))) + height // 4
+    cv2.line(mask, (x0, y0), (x1, y1), 255, max(2, height // 8))
+    image[mask > 0] = INSTRUMENT_BGR
+    return image, mask
