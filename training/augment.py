@@ -7,7 +7,8 @@ temperature, blur, noise, JPEG) only touch the image.
 
 The "footage" operations model real endoscopes the training data does not show: monochrome
 sensors, strong colour casts, haze and smoke, motion blur, over-exposure, specular highlights
-and field stops (circular, rectangular or none). A field stop blacks out the image outside the
+and field stops (circular, rectangular or none). Hard negatives (pale glossy organs, large glare)
+are drawn only where the mask is background, behind the instruments, so labels stay exact. A field stop blacks out the image outside the
 stop and clears the mask there too (nothing is visible, so nothing is instrument). Every random draw comes from the
 ``numpy.random.Generator`` passed in, so a given (seed, epoch, index) is reproducible.
 """
@@ -55,6 +56,9 @@ class AugmentConfig:
     overexpose_gain: tuple[float, float] = (1.3, 2.2)
     p_specular: float = 0.0
     p_field_stop: float = 0.0
+    # hard negatives drawn BEHIND the instruments (only where the mask is 0), so labels stay exact
+    p_pale_organ: float = 0.0
+    p_glare: float = 0.0
 
 
 FOOTAGE = dict(
@@ -68,15 +72,21 @@ FOOTAGE = dict(
 )
 """Probabilities of the footage operations in the ``footage`` augmentation preset."""
 
-AUGMENT_PRESETS = ("basic", "footage")
+HARD_NEGATIVES = dict(p_pale_organ=0.3, p_glare=0.15)
+"""Probabilities of the background hard negatives in the ``footage+negatives`` preset."""
+
+AUGMENT_PRESETS = ("basic", "footage", "footage+negatives")
 
 
 def augment_preset(name: str) -> AugmentConfig:
-    """``basic``: geometry, colour, blur, noise, JPEG; ``footage``: basic plus the real-footage operations."""
+    """``basic``: geometry, colour, blur, noise, JPEG; ``footage``: basic plus the real-footage operations;
+    ``footage+negatives``: footage plus pale glossy organs and glare drawn behind the instruments."""
     if name == "basic":
         return AugmentConfig()
     if name == "footage":
         return AugmentConfig(**FOOTAGE)
+    if name == "footage+negatives":
+        return AugmentConfig(**FOOTAGE, **HARD_NEGATIVES)
     raise ValueError(f"augmentation preset {name!r}: expected one of {', '.join(AUGMENT_PRESETS)}")
 
 
@@ -195,6 +205,57 @@ def specular(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+PALE_ORGAN_BGR = ((0.62, 0.86, 0.92), (0.88, 0.90, 0.90), (0.55, 0.80, 0.78), (0.70, 0.78, 0.95))
+"""Gallbladder yellow-white, white fascia, greenish bile-stained and pinkish-pale tissue (BGR, 0..1)."""
+
+
+def _behind_instruments(image: np.ndarray, mask: np.ndarray, layer: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite ``layer`` (float BGR 0..255) with coverage ``alpha`` where the mask is background and the
+    image is not the black surround of a field stop."""
+    alpha = (alpha * ((mask == 0) & (image.max(axis=2) > 12)))[..., None]
+    return np.clip(image.astype(np.float32) * (1.0 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
+
+
+def _soft_blob(rng: np.random.Generator, height: int, width: int, ellipse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(coverage with soft edges, dome-shaped shading 0..1) of a random ellipse or disc, drawn at a
+    quarter of the resolution (the blurs are wide) and scaled up."""
+    small_h, small_w = max(8, height // 4), max(8, width // 4)
+    blob = np.zeros((small_h, small_w), np.float32)
+    centre = (int(rng.uniform(0.1, 0.9) * small_w), int(rng.uniform(0.1, 0.9) * small_h))
+    if ellipse:
+        axes = (max(2, int(rng.uniform(0.1, 0.35) * small_w)), max(2, int(rng.uniform(0.1, 0.35) * small_h)))
+        cv2.ellipse(blob, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
+        edge, spread = max(1.0, 0.06 * min(axes)), 0.4 * min(axes)
+    else:
+        radius = max(2, int(rng.uniform(0.1, 0.35) * max(small_h, small_w)))
+        cv2.circle(blob, centre, radius, 1.0, -1)
+        edge, spread = 0.4 * radius, 0.4 * radius
+    alpha = cv2.GaussianBlur(blob, (0, 0), max(0.5, edge))
+    dome = cv2.GaussianBlur(blob, (0, 0), max(0.5, spread))
+    dome /= max(float(dome.max()), 1e-6)
+    size = (width, height)
+    return cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR), cv2.resize(dome, size, interpolation=cv2.INTER_LINEAR)
+
+
+def pale_organ(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A large pale, glossy organ (gallbladder, fascia, fat) behind the instruments: pale smooth tissue is
+    the commonest false positive of a model that learnt "grey/white = instrument"."""
+    alpha, dome = _soft_blob(rng, *mask.shape[:2], ellipse=True)
+    colour = np.asarray(PALE_ORGAN_BGR[int(rng.integers(len(PALE_ORGAN_BGR)))], np.float32) * rng.uniform(0.8, 1.05)
+    shade = (0.5 + 0.5 * dome) * rng.uniform(0.7, 1.0)
+    highlight = np.clip(dome - rng.uniform(0.85, 0.97), 0, None) * 3.0
+    layer = np.clip(colour[None, None] * shade[..., None] + highlight[..., None], 0, 1) * 255.0
+    return _behind_instruments(image, mask, layer, alpha * rng.uniform(0.85, 1.0))
+
+
+def glare(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A large saturated white glare (light source close to wet tissue) behind the instruments."""
+    alpha, _ = _soft_blob(rng, *mask.shape[:2], ellipse=False)
+    alpha = np.clip(alpha / max(float(alpha.max()), 1e-6) * 1.6, 0, 1)
+    tint = np.asarray([rng.uniform(0.9, 1.0), 1.0, 1.0], np.float32) * 255.0
+    return _behind_instruments(image, mask, np.broadcast_to(tint, (*mask.shape[:2], 3)), alpha)
+
+
 def field_stop_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """Visible area of a random field stop (1 inside): a circle or a rounded rectangle, of random size."""
     visible = np.zeros((height, width), np.uint8)
@@ -222,6 +283,10 @@ def footage(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: 
         image = np.clip(image.astype(np.float32) * rng.uniform(*cfg.overexpose_gain), 0, 255).astype(np.uint8)
     if rng.random() < cfg.p_specular:
         image = specular(image, rng)
+    if rng.random() < cfg.p_pale_organ:
+        image = pale_organ(image, mask, rng)
+    if rng.random() < cfg.p_glare:
+        image = glare(image, mask, rng)
     if rng.random() < cfg.p_haze:
         image = haze(image, rng, cfg)
     if rng.random() < cfg.p_motion_blur:
