@@ -53,6 +53,7 @@ from models.checkpoint import ModelMeta, build_segmenter, read_checkpoint, save_
 from models.frame_model import FrameSegmenter
 from models.unet import UNetConfig, preset
 from training.augment import AugmentConfig
+from training.cli_checks import out_dir_problem
 from training.datasets import (
     DEFAULT_GROUP_BY,
     LAYOUTS,
@@ -675,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = "python -m training.train " + shlex.join(argv)
+    problem = out_dir_problem(args.out)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
         command = f"torchrun --nproc_per_node {os.environ['WORLD_SIZE']} -m training.train " + shlex.join(argv)
     try:
