@@ -213,6 +213,7 @@ class OneShotHandler(SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow  # about 9 s: a real HTTP stream, a reconnect back-off, a subprocess
 def test_stream_password_never_shown_or_stored_and_lost_stream_exits_3(checkpoint: Path, tmp_path: Path) -> None:
     clip = tmp_path / "www" / "clip.avi"
     clip.parent.mkdir()
