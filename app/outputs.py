@@ -19,6 +19,7 @@ import numpy as np
 from app.encoders import OPENCV_CODECS, FrameEncoder, ThreadedEncoder, open_encoder, resolve_codec
 from app.errors import SetupError
 from app.output_paths import check_mask_dir, check_output_file, check_writable_dir
+from models.atomic_io import _current_umask
 
 #: Kept for callers of the earlier API: container suffix → OpenCV FourCC.
 VIDEO_CODECS = OPENCV_CODECS
@@ -99,7 +100,9 @@ class VideoOutput:
             return
         try:
             self._encoder.finish()
-            os.chmod(self._tmp, 0o644)
+            with open(self._tmp, "rb+") as handle:  # as models.atomic_io: on disk before the rename
+                os.fsync(handle.fileno())
+            os.chmod(self._tmp, 0o666 & ~_current_umask())  # mkstemp made it 0600
             os.replace(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)
