@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Before (mp4v) and after (h264, libx264 ultrafast) end to end, interleaved twice, one session.
-cd /work/wt-safety
+cd "$(dirname "$0")/../../.."
 for round in 1 2; do
   for codec in mp4v h264; do
     echo "=== round $round: python -m app.bench --sizes 720p --frames 150 --codec $codec"
