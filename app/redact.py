@@ -15,6 +15,7 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@\
 #: ``?password=...`` style query parameters.
 _QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:password|passwd|pwd|pass|token|key|secret|auth)=)[^&;\s]*", re.IGNORECASE)
 MASK = "***"
+_FORMATTER = logging.Formatter()
 
 
 def redact(text: str) -> str:
@@ -42,6 +43,8 @@ class RedactingFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:  # format the traceback now, so it can be redacted
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True

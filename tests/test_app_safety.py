@@ -240,6 +240,28 @@ def test_stream_password_never_shown_or_stored_and_lost_stream_exits_3(checkpoin
     assert "admin:***@127.0.0.1" in output and "admin:***@127.0.0.1" in json.loads(stats)["summary"]["source"]
 
 
+def test_log_records_are_redacted_with_their_tracebacks() -> None:
+    import io
+    import logging
+
+    from app.redact import RedactingFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("test-redaction")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise OSError(f"cannot read rtsp://admin:{SECRET}@cam/x")
+        except OSError:
+            logger.error("lost %s", f"rtsp://admin:{SECRET}@cam/x", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert SECRET not in text and text.count("rtsp://admin:***@cam/x") >= 2, text  # message, exception (and source line)
+
+
 def test_redact() -> None:
     assert redact("rtsp://admin:secret@host/x") == "rtsp://admin:***@host/x"
     assert redact("cannot open stream rtsp://u:p@ss@h:554/a?token=abc&x=1") == "cannot open stream rtsp://u:***@h:554/a?token=***&x=1"
