@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="--save-masks may name a folder of an earlier run's masks: they are deleted at the first new mask",
     )
-    out.add_argument("--stats", type=Path, metavar="FILE.json", help="per-frame timestamps and summary as JSON")
+    out.add_argument("--stats", type=Path, metavar="FILE.json", help="timestamps, summary, skipped frames by reason (JSON)")
     out.add_argument("--burn-hud", action="store_true", help="draw the HUD into the output video too")
     out.add_argument("--screenshot-dir", type=Path, default=Path("out/screenshots"), help="where 's' saves PNGs")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

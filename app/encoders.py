@@ -61,7 +61,6 @@ def encoder_opens(name: str, width: int = 256, height: int = 144) -> bool:
         context.time_base = Fraction(1, 25)
         context.framerate = Fraction(25, 1)
         context.open()
-        context.close() if hasattr(context, "close") else None
     except Exception as error:  # noqa: BLE001 - any failure means "not usable here"
         LOG.debug("encoder %s does not open: %s", name, error)
         return False
