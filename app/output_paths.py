@@ -79,6 +79,8 @@ def check_output_file(path: Path, option: str) -> Path:
     """Validate an output file path: not a directory, in a folder where files can be created."""
     if path.is_dir():
         raise SetupError(f"{option} {path}: is a directory (expected a file path)")
+    if path.exists() and not path.is_file():  # a device, FIFO or socket: never replaced by a rename
+        raise SetupError(f"{option} {path}: exists and is not a regular file (expected a new or regular file path)")
     check_writable_dir(path.parent if str(path.parent) else Path("."), option, shown=path)
     return path
 

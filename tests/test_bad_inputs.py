@@ -110,6 +110,10 @@ CASES = [
          ("--save-masks masks", "notes.txt"), setup=_earlier_masks_and_notes),
     # -- unwritable / unsupported outputs -----------------------------------------------------------
     Case("output in /proc", cli("--source", "in.mp4", "--output", "/proc/x.mp4"), ("--output /proc/x.mp4", "'proc' file system")),
+    Case("output is a FIFO", cli("--source", "in.mp4", "--output", "pipe.mp4"), ("--output pipe.mp4", "not a regular file"),
+         setup=lambda e: os.mkfifo(e.root / "pipe.mp4")),
+    Case("stats is a FIFO", cli("--source", "in.mp4", "--stats", "pipe.json"), ("--stats pipe.json", "not a regular file"),
+         setup=lambda e: os.mkfifo(e.root / "pipe.json")),
     Case("output container unknown", cli("--source", "in.mp4", "--output", "o.xyz"), ("--output o.xyz", ".xyz", "expected")),
     Case("h264 into avi", cli("--source", "in.mp4", "--output", "o.avi", "--codec", "h264"), ("--codec h264", "o.avi")),
     Case("nvenc without an NVIDIA GPU", cli("--source", "in.mp4", "--output", "o.mp4", "--codec", "h264_nvenc"),
@@ -166,7 +170,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def snapshot(root: Path) -> dict[str, str]:
     """Every path under ``root`` → a hash of its content (folders → ``dir``)."""
     return {
-        str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "special"
         for p in sorted(root.rglob("*"))
     }
 
