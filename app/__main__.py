@@ -38,7 +38,7 @@ from app.overlay import OverlayStyle, parse_color
 from app.pipeline import Pipeline, PipelineConfig
 from app.redact import install_log_redaction, redact, redact_tree
 from app.sources import CaptureOptions, FrameSource, open_source
-from app.startup import end_startup
+from app.startup import StartupInterrupted, end_startup, raise_on_signal
 from app.stats import StatsRecorder, format_accounting, frame_accounting
 from engine.backends import BACKEND_NAMES, BackendUnavailable, InferenceBackend, create_backend
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
@@ -377,11 +377,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv2.utils.logging.setLogLevel(
         cv2.utils.logging.LOG_LEVEL_WARNING if args.verbose else cv2.utils.logging.LOG_LEVEL_ERROR
     )
+    raise_on_signal()
     try:
         return run(args)
     except SetupError as error:
         print(f"error: {redact(str(error))}", file=sys.stderr, flush=True)
         return 2
+    except StartupInterrupted as interrupted:
+        print(interrupted, file=sys.stderr, flush=True)
+        return interrupted.code
     except KeyboardInterrupt:
         print("interrupted during start-up", file=sys.stderr)
         return 130

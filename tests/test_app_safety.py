@@ -297,6 +297,28 @@ def test_signal_during_startup_one_line_no_traceback(sig: signal.Signals, code: 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # about 6 s: the stream open times out before the signal is handled
+def test_sigterm_while_opening_a_stream_unwinds_with_143(checkpoint: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts, never answers: the open blocks
+        server.settimeout(60)
+        url = f"http://admin:{SECRET}@127.0.0.1:{server.getsockname()[1]}/x"
+        command = [sys.executable, "-m", "app", "--source", url, "--checkpoint", str(checkpoint), "--output", "o.mp4"]
+        process = subprocess.Popen(command, cwd=tmp_path, env=app_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            connection, _ = server.accept()  # the app is in main(), opening the source
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=60)
+            connection.close()
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1].startswith("SIGTERM: interrupted during start-up") and "Traceback" not in stderr
+    assert SECRET not in stdout + stderr and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("module", ["training.train", "training.evaluate"])
 def test_training_out_naming_a_file_exits_2(module: str, checkpoint: Path, tmp_path: Path, capsys) -> None:
     import importlib
