@@ -4,13 +4,21 @@ With no arguments: the demo video (generated once and cached) through the shippe
 backend; a window when a display is available, else ``out/overlay.mp4`` and the figures printed.
 
 Exit codes: 0 finished (end of stream, q/Esc, Ctrl-C or SIGTERM: outputs finalised), 1 a pipeline stage
-failed, 2 bad input found before start (missing file, unopenable camera, bad URL, unwritable path, bad model).
+failed, 2 bad input found before start (missing file, unopenable camera, bad URL, unwritable or clashing
+path, bad option, bad model), 3 a live source lost for good after its --reconnect-attempts, 130/143
+Ctrl-C/SIGTERM during start-up (nothing written).
 """
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the heavy imports (torch): Ctrl-C there is one line, not a traceback
+    from app.startup import install_startup_handlers
+
+    install_startup_handlers()
+
 import argparse
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -21,34 +29,75 @@ from typing import Any
 import cv2
 
 from app.display import KEYS_HELP, Display, display_available
+from app.encoders import CODEC_CHOICES
 from app.errors import SetupError
 from app.inference_plan import plan_inference
-from app.outputs import MaskWriter, VideoOutput, check_output_file
+from app.output_paths import check_clashes, check_output_file
+from app.outputs import MaskWriter, VideoOutput
 from app.overlay import OverlayStyle, parse_color
 from app.pipeline import Pipeline, PipelineConfig
+from app.redact import install_log_redaction, redact, redact_tree
 from app.sources import CaptureOptions, FrameSource, open_source
-from app.stats import StatsRecorder
+from app.startup import StartupInterrupted, end_startup, raise_on_signal
+from app.stats import StatsRecorder, format_accounting, frame_accounting
 from engine.backends import BACKEND_NAMES, BackendUnavailable, InferenceBackend, create_backend
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 
 LOG = logging.getLogger("app")
 DEFAULT_OUTPUT = Path("out/overlay.mp4")
+#: Exit code when a live source is lost for good after its reconnect attempts.
+EXIT_SOURCE_LOST = 3
 
 
 def _fraction(low: float, high: float, high_open: bool = False) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text)
+    expected = f"expected a number in [{low}, {high}{')' if high_open else ']'}"
+
+    def fraction(text: str) -> float:
+        value = _number(text, expected)
         if not low <= value <= high or (high_open and value == high):
-            raise argparse.ArgumentTypeError(f"{text}: expected a number in [{low}, {high}{')' if high_open else ']'}")
+            raise argparse.ArgumentTypeError(f"{text}: {expected}")
         return value
 
-    return parse
+    return fraction
+
+
+def _number(text: str, expected: str) -> float:
+    """``float(text)``, finite, or an argparse error in our words."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number ({expected})") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text}: {expected}")
+    return value
+
+
+def _integer(text: str, expected: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({expected})") from None
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text, "expected a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text}: expected a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _integer(text, "expected 0 (forever) or a positive integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: expected 0 (forever) or a positive integer")
+    return value
+
+
+def _fps(text: str) -> float:
+    expected = "expected frames per second, a number above 0 and at most 1000"
+    value = _number(text, expected)
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text}: {expected}")
     return value
 
 
@@ -76,14 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
             "sources: camera index (0), /dev/videoN, video file, image folder (numeric order),\n"
             "rtsp:// http(s):// rtmp:// udp:// URL, or a GStreamer pipeline (needs OpenCV with GStreamer).\n"
             "Files are lossless and ordered unless --realtime (the default with a window).\n\n"
-            "exit codes: 0 done or stopped (q, Ctrl-C, SIGTERM), 1 a stage failed, 2 bad input."
+            f"exit codes: 0 done or stopped (q, Ctrl-C, SIGTERM), 1 a stage failed, 2 bad input or option,\n"
+            f"{EXIT_SOURCE_LOST} a live source lost for good (after --reconnect-attempts), "
+            "130/143 Ctrl-C/SIGTERM during start-up."
         ),
     )
     src = parser.add_argument_group("input")
     src.add_argument("--source", help="what to segment (default: the cached demo video, generated on first run)")
     src.add_argument("--width", type=_positive_int, help="camera frame width")
     src.add_argument("--height", type=_positive_int, help="camera frame height")
-    src.add_argument("--fps", type=float, help="camera fps (and the fps of an image folder; default 25)")
+    src.add_argument("--fps", type=_fps, help="camera fps (and the fps of an image folder; default 25)")
     src.add_argument("--fourcc", type=_fourcc, help="camera pixel format, e.g. MJPG")
     src.add_argument(
         "--realtime",
@@ -93,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
     src.add_argument(
-        "--reconnect-attempts", type=int, default=0, help="live sources: attempts per outage (0 = forever)"
+        "--reconnect-attempts",
+        type=_non_negative_int,
+        default=0,
+        help=f"live sources: attempts per outage (0 = forever); then exit {EXIT_SOURCE_LOST}",
     )
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -122,8 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", choices=("auto", "on", "off"), default="auto", help="show a window (auto: when a display exists)"
     )
     out.add_argument("--output", type=Path, help=f"overlay video (.mp4/.avi); default {DEFAULT_OUTPUT} without window")
-    out.add_argument("--save-masks", type=Path, metavar="DIR", help="one 0/255 PNG per frame, named by frame index")
-    out.add_argument("--stats", type=Path, metavar="FILE.json", help="per-frame timestamps and summary as JSON")
+    out.add_argument(
+        "--codec",
+        choices=CODEC_CHOICES,
+        default="auto",
+        help="--output encoder: auto = H.264 (h264_nvenc where the GPU has it, else libx264; .avi: MJPG), "
+        "h264 = libx264, h264_nvenc, mp4v = OpenCV MPEG-4 Part 2 (default auto)",
+    )
+    out.add_argument(
+        "--save-masks", type=Path, metavar="DIR", help="one 0/255 PNG per frame, named by frame index (an empty or new folder)"
+    )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--save-masks may name a folder of an earlier run's masks: they are deleted at the first new mask",
+    )
+    out.add_argument("--stats", type=Path, metavar="FILE.json", help="timestamps, summary, skipped frames by reason (JSON)")
     out.add_argument("--burn-hud", action="store_true", help="draw the HUD into the output video too")
     out.add_argument("--screenshot-dir", type=Path, default=Path("out/screenshots"), help="where 's' saves PNGs")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -176,15 +244,40 @@ def _install_signal_handlers(pipeline: Pipeline) -> dict[int, Any]:
     return previous
 
 
+def _local_source(text: str) -> Path | None:
+    """The file or folder ``--source`` names, or ``None`` for a camera, URL or pipeline."""
+    text = text.strip()
+    if not text or text.isdigit() or "!" in text or text.startswith("/dev/video"):
+        return None
+    if text.startswith("file://"):
+        return Path(text[len("file://") :]).expanduser()
+    if "://" in text:
+        return None
+    return Path(text).expanduser()
+
+
+def check_outputs(args: argparse.Namespace, output: Path | None, show: bool) -> None:
+    """Every output path writable and clashing with neither the source nor each other; nothing created."""
+    files = {option: path for option, path in (("--output", output), ("--stats", args.stats)) if path is not None}
+    for option, path in files.items():
+        check_output_file(path, option)
+    folders = {"--save-masks": args.save_masks} if args.save_masks is not None else {}
+    if show:
+        folders["--screenshot-dir"] = args.screenshot_dir
+    check_clashes(_local_source(args.source), files, folders)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Set everything up (raising :class:`SetupError` before any thread starts), then run the pipeline."""
-    show = args.window == "on" or (args.window == "auto" and display_available())
-    if args.window == "on" and not show:
+    """Set everything up (raising :class:`SetupError` before any thread starts or file exists), then run."""
+    if args.window == "on" and not display_available():
         raise SetupError("--window on: no display (DISPLAY/WAYLAND_DISPLAY unset or no window could be opened)")
+    show = args.window == "on" or (args.window == "auto" and display_available())
     output = args.output if args.output is not None or show else DEFAULT_OUTPUT
-    for path, option in ((output, "--output"), (args.stats, "--stats")):
-        if path is not None:
-            check_output_file(path, option)
+    if args.source is None:
+        from app.demo import demo_video
+
+        args.source = str(demo_video())
+    check_outputs(args, output, show)
     with ExitStack() as stack:
         try:
             plan = plan_inference(args.backend, args.inference_workers, args.threads)
@@ -196,15 +289,11 @@ def run(args: argparse.Namespace) -> int:
             workers = plan.workers_for(backend)
         except ValueError as error:
             raise SetupError(str(error)) from error
-        if args.source is None:
-            from app.demo import demo_video
-
-            args.source = str(demo_video())
         options = CaptureOptions(width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc)
         source: FrameSource = open_source(args.source, options)
         stack.callback(source.close)
-        masks = MaskWriter(args.save_masks) if args.save_masks is not None else None
-        video = VideoOutput(output, source.fps, source.frame_size) if output is not None else None
+        masks = MaskWriter(args.save_masks, overwrite=args.overwrite) if args.save_masks is not None else None
+        video = VideoOutput(output, source.fps, source.frame_size, codec=args.codec) if output is not None else None
         if video is not None:
             stack.callback(video.close)
         realtime = args.realtime if args.realtime is not None else show
@@ -220,12 +309,14 @@ def run(args: argparse.Namespace) -> int:
         )
         stats = StatsRecorder(keep_frames=args.stats is not None)
         pipeline = Pipeline(source, backend, config, video=video, masks=masks, stats=stats)
+        codec = f" ({video.codec})" if video is not None else ""
         print(
             f"{source.description} → {backend.describe()}, {workers} inference worker(s)"
-            + (f" → {output}" if output else ""),
+            + (f" → {output}{codec}" if output else ""),
             flush=True,
         )
         display = Display(pipeline.display, pipeline.view, pipeline, args.screenshot_dir) if pipeline.display else None
+        end_startup()
         previous = _install_signal_handlers(pipeline)
         try:
             pipeline.start()
@@ -240,16 +331,40 @@ def run(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         summary = pipeline.summary()
+        summary["frames_accounting"] = frame_accounting(
+            captured=pipeline.captured,
+            rendered=summary["frames"],
+            stale=pipeline.to_infer.dropped,
+            late=pipeline.pacing_drops,
+            skipped=source.skipped,
+            resized=source.resized,
+            examples=source.examples,
+            header_frames=None if source.live else source.frame_count,
+        )
+        summary["codec"] = video.codec if video is not None else None
+        summary = redact_tree(summary)
         if args.stats is not None:
             stats.write_json(args.stats, summary)
         print(format_summary(summary), flush=True)
+        accounted = format_accounting(summary["frames_accounting"])
+        if accounted:
+            print(f"skipped     {accounted} (see the log, and frames_accounting with --stats)", flush=True)
         if video is not None:
-            print(f"output      {video.path} ({video.frames_written} frames)", flush=True)
+            written = f"{video.path} ({video.frames_written} frames, {video.codec})" if video.frames_written else "none (no frame)"
+            print(f"output      {written}", flush=True)
         if masks is not None:
             print(f"masks       {masks.directory} ({masks.count} PNGs)", flush=True)
         if pipeline.error is not None:
-            print(f"error: {pipeline.error}", file=sys.stderr, flush=True)
+            print(f"error: {redact(str(pipeline.error))}", file=sys.stderr, flush=True)
             return 1
+        if pipeline.stop_reason == "source lost":
+            print(
+                f"error: {source.description}: lost for good after {args.reconnect_attempts} reconnect attempt(s) "
+                f"(exit {EXIT_SOURCE_LOST})",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_SOURCE_LOST
     return 0
 
 
@@ -257,15 +372,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    install_log_redaction()
     # OpenCV's own warnings (e.g. probing a missing camera) are noise next to our one-line errors.
     cv2.utils.logging.setLogLevel(
         cv2.utils.logging.LOG_LEVEL_WARNING if args.verbose else cv2.utils.logging.LOG_LEVEL_ERROR
     )
+    raise_on_signal()
     try:
         return run(args)
     except SetupError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        print(f"error: {redact(str(error))}", file=sys.stderr, flush=True)
         return 2
+    except StartupInterrupted as interrupted:
+        print(interrupted, file=sys.stderr, flush=True)
+        return interrupted.code
     except KeyboardInterrupt:
         print("interrupted during start-up", file=sys.stderr)
         return 130

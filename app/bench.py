@@ -38,6 +38,7 @@ import numpy as np
 
 from app.capture import Capture
 from app.demo import generated_video
+from app.encoders import CODEC_CHOICES, DEFAULT_X264_PRESET, resolve_codec
 from app.errors import SetupError
 from app.inference_plan import plan_inference
 from app.outputs import VideoOutput
@@ -57,14 +58,16 @@ TARGET_FPS_720P = 30.0
 TARGET_SPEEDUP = 1.5
 
 
-def naive_loop(video: Path, backend: InferenceBackend, output: Path) -> dict[str, Any]:
+def naive_loop(
+    video: Path, backend: InferenceBackend, output: Path, codec: str = "auto", preset: str | None = None
+) -> dict[str, Any]:
     """The pipeline's own stages run frame after frame on one thread; throughput and per-frame latency.
 
     Same source, stage objects and writer as :func:`threaded_pipeline` (built by
     :func:`app.pipeline.build_stages`), so the difference between the two is the threading only."""
     source = open_source(str(video))
     try:
-        writer = VideoOutput(output, source.fps, source.frame_size)
+        writer = VideoOutput(output, source.fps, source.frame_size, codec=codec, preset=preset, threaded=False)  # encoder inline
         stats = StatsRecorder()
         workers, render = build_stages(PipelineConfig(), backend, ViewState(), stats, video=writer)
         started, cpu_started = time.perf_counter(), process_cpu_seconds()
@@ -81,10 +84,12 @@ def naive_loop(video: Path, backend: InferenceBackend, output: Path) -> dict[str
     }
 
 
-def threaded_pipeline(video: Path, backend: InferenceBackend, output: Path, queue_size: int, workers: int = 1) -> dict[str, Any]:
+def threaded_pipeline(
+    video: Path, backend: InferenceBackend, output: Path, queue_size: int, workers: int = 1, codec: str = "auto", preset: str | None = None
+) -> dict[str, Any]:
     """The app's pipeline in lossless file mode on ``video`` with ``workers`` inference threads."""
     source = open_source(str(video))
-    writer = VideoOutput(output, source.fps, source.frame_size)
+    writer = VideoOutput(output, source.fps, source.frame_size, codec=codec, preset=preset)
     config = PipelineConfig(queue_size=queue_size, inference_workers=workers)
     pipeline = Pipeline(source, backend, config, video=writer)
     started, cpu_started = time.perf_counter(), process_cpu_seconds()
@@ -169,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--inference-workers", type=int, help="pipeline inference threads (default: 2 on CPU backends, 1 on GPUs)")
     parser.add_argument("--queue-size", type=int, default=1, help="pipeline queue depth (default 1)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--codec", choices=CODEC_CHOICES, default="auto", help="video encoder, as the app's --codec (default auto)")
+    parser.add_argument("--x264-preset", help=f"libx264 preset (default {DEFAULT_X264_PRESET})")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -208,16 +215,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for candidate in backends.values():
             for _ in range(5):
                 candidate.predict(warm)
+        encoding = (args.codec, args.x264_preset)
+        encoder = resolve_codec(args.codec, workdir / "x.mp4")
+        print(f"encoder: {encoder} (--codec {args.codec}), x264 preset {args.x264_preset or DEFAULT_X264_PRESET}")
         results = []
         for name, video in videos.items():
             load = os.getloadavg()[0]
             row: dict[str, Any] = {"video": name, "path": str(video), "size": list(SIZES[name].wh)}  # JSON: width, height
             if single is not None:
-                row["naive-1t"] = naive_loop(video, single, workdir / f"naive-1t-{name}.mp4")
-            row["naive"] = naive_loop(video, backend, workdir / f"naive-{name}.mp4")
+                row["naive-1t"] = naive_loop(video, single, workdir / f"naive-1t-{name}.mp4", *encoding)
+            row["naive"] = naive_loop(video, backend, workdir / f"naive-{name}.mp4", *encoding)
             if workers > 1:
-                row["threaded-1w"] = threaded_pipeline(video, backend, workdir / f"one-{name}.mp4", args.queue_size)
-            row["threaded"] = threaded_pipeline(video, pipeline_backend, workdir / f"threaded-{name}.mp4", args.queue_size, workers)
+                row["threaded-1w"] = threaded_pipeline(video, backend, workdir / f"one-{name}.mp4", args.queue_size, 1, *encoding)
+            row["threaded"] = threaded_pipeline(
+                video, pipeline_backend, workdir / f"threaded-{name}.mp4", args.queue_size, workers, *encoding
+            )
             row["speedup_baseline"] = "naive-1t" if "naive-1t" in row else "naive"
             row["speedup"] = row["threaded"]["throughput_fps"] / row[row["speedup_baseline"]]["throughput_fps"]
             row["speedup_vs_naive"] = row["threaded"]["throughput_fps"] / row["naive"]["throughput_fps"]
@@ -246,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "opencv": cv2.__version__,
             "frames_per_video": args.frames,
             "queue_size": args.queue_size,
+            "codec": args.codec,
+            "x264_preset": args.x264_preset or DEFAULT_X264_PRESET,
             "results": results,
             "targets": {"fps_720p": TARGET_FPS_720P, "speedup": TARGET_SPEEDUP},
         }

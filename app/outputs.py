@@ -1,4 +1,11 @@
-"""Output files: the overlay video and per-frame mask PNGs, checked for writability before start."""
+"""Output files: the overlay video and per-frame mask PNGs.
+
+Both are checked before start (writable folder, known container/codec, a ``--save-masks`` folder that
+would not mix runs) but created only when the first frame arrives, so a run that fails before its first
+frame leaves nothing behind. The video is written to a hidden temporary file beside its destination
+and renamed into place when it is finalised (:meth:`VideoOutput.close`, also on Ctrl-C/SIGTERM), so a
+reader never sees a half-written recording and the destination is replaced only by a complete one.
+"""
 
 from __future__ import annotations
 
@@ -9,71 +16,124 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.encoders import OPENCV_CODECS, FrameEncoder, ThreadedEncoder, open_encoder, resolve_codec
 from app.errors import SetupError
+from app.output_paths import check_mask_dir, check_output_file, check_writable_dir
+from models.atomic_io import _current_umask
 
-#: Container suffix → FourCC that this OpenCV/FFmpeg writes without extra codecs.
-VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+#: Kept for callers of the earlier API: container suffix → OpenCV FourCC.
+VIDEO_CODECS = OPENCV_CODECS
+
+__all__ = ["VIDEO_CODECS", "MaskWriter", "VideoOutput", "check_output_file", "ensure_writable_dir"]
 
 
 def ensure_writable_dir(directory: Path, option: str) -> None:
-    """Create ``directory`` if needed and prove it is writable by creating a file there."""
-    if directory.exists() and not directory.is_dir():
-        raise SetupError(f"{option} {directory}: exists and is not a directory (expected a writable directory)")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise SetupError(f"{option} {directory}: not writable ({error.strerror or error})") from error
+    """Raise :class:`SetupError` unless files can be created in ``directory`` (nothing is created)."""
+    check_writable_dir(directory, option)
 
 
-def check_output_file(path: Path, option: str) -> Path:
-    """Validate an output file path: writable parent directory, not a directory itself."""
-    if path.is_dir():
-        raise SetupError(f"{option} {path}: is a directory (expected a file path)")
-    ensure_writable_dir(path.parent if str(path.parent) else Path("."), option)
-    return path
+def _make_dirs(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
 
 
 class VideoOutput:
-    """An overlay video at the input's size and fps; released (finalised, playable) by :meth:`close`."""
+    """An overlay video at the input's size and fps, created at the first frame, finalised by :meth:`close`.
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int]) -> None:
+    ``codec`` is a ``--codec`` choice (``auto``: H.264, NVENC where available); ``threaded`` encodes on a
+    thread of its own.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float,
+        size: tuple[int, int],
+        codec: str = "auto",
+        preset: str | None = None,
+        threaded: bool = True,
+    ) -> None:
         self.path = check_output_file(Path(path), "--output")
-        codec = VIDEO_CODECS.get(self.path.suffix.lower())
-        if codec is None:
-            raise SetupError(f"--output {path}: unsupported container (expected one of {', '.join(VIDEO_CODECS)})")
+        if not (fps > 0 and np.isfinite(fps)):
+            raise SetupError(f"--output {path}: frame rate {fps} (expected a positive number; see --fps)")
+        if size[0] < 1 or size[1] < 1:
+            raise SetupError(f"--output {path}: frame size {size[0]}x{size[1]} (expected a positive size)")
+        self.codec = resolve_codec(codec, self.path)
+        self.preset = preset
         self.size = size
         self.fps = fps
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), fps, size)
-        if not self._writer.isOpened():
-            raise SetupError(f"--output {path}: OpenCV could not open a {codec} writer at {size[0]}x{size[1]}")
+        self.threaded = threaded
         self.frames_written = 0
+        self._encoder: FrameEncoder | None = None
+        self._tmp: Path | None = None
+        self._closed = False
+
+    def _open(self) -> FrameEncoder:
+        _make_dirs(self.path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(name)
+        try:
+            encoder = open_encoder(self._tmp, self.codec, self.fps, self.size, self.preset)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+            raise
+        return ThreadedEncoder(encoder) if self.threaded else encoder
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one frame (must be the output size)."""
+        """Append one frame (must be the output size); the file is created at the first one."""
+        if self._closed:
+            raise ValueError(f"{self.path}: written after close")
         if (frame.shape[1], frame.shape[0]) != self.size:
             raise ValueError(f"output frame is {frame.shape[1]}x{frame.shape[0]}, the video is {self.size}")
-        self._writer.write(frame)
+        if self._encoder is None:
+            self._encoder = self._open()
+        self._encoder.encode(frame)
         self.frames_written += 1
 
     def close(self) -> None:
-        """Finalise the file (idempotent)."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None  # type: ignore[assignment]
+        """Finalise the file and move it into place (idempotent); nothing is created if no frame came."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._encoder is None or self._tmp is None:
+            return
+        try:
+            self._encoder.finish()
+            with open(self._tmp, "rb+") as handle:  # as models.atomic_io: on disk before the rename
+                os.fsync(handle.fileno())
+            os.chmod(self._tmp, 0o666 & ~_current_umask())  # mkstemp made it 0600
+            os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
 
 class MaskWriter:
-    """One ``NNNNNN.png`` per frame (0/255, frame resolution) in a directory."""
+    """One ``NNNNNN.png`` per frame (0/255, frame resolution) in a directory of this run only.
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    A folder that is not empty is refused unless ``overwrite``; then the earlier run's masks are deleted
+    when the first new mask is written (see :func:`app.output_paths.check_mask_dir`).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False) -> None:
         self.directory = Path(directory)
-        ensure_writable_dir(self.directory, "--save-masks")
+        self._stale = check_mask_dir(self.directory, overwrite)
+        self._ready = False
         self.count = 0
+        self.replaced = 0
+
+    def _prepare(self) -> None:
+        _make_dirs(self.directory)
+        for path in self._stale:
+            path.unlink(missing_ok=True)
+        self.replaced = len(self._stale)
+        self._stale = []
+        self._ready = True
 
     def write(self, index: int, mask: np.ndarray) -> None:
-        """Write the mask of input frame ``index``."""
+        """Write the mask of input frame ``index`` (the folder is created, or cleared, at the first one)."""
+        if not self._ready:
+            self._prepare()
         path = self.directory / f"{index:06d}.png"
         if not cv2.imwrite(str(path), mask, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             raise OSError(f"could not write mask {path}")

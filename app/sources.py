@@ -5,12 +5,20 @@ problem (missing file, unopenable camera, bad URL scheme, OpenCV without GStream
 :class:`~app.errors.SetupError` raised before any thread starts.
 
 A source's :meth:`FrameSource.read` returns the next good frame or ``None`` (end of a file, or a live
-source that stopped delivering). Frames that fail to decode, are empty or have the wrong shape are
-counted in :attr:`FrameSource.corrupt` and skipped.
+source that stopped delivering). Every frame not delivered is accounted for in
+:attr:`FrameSource.skipped` by reason, the first few named (file or frame index) in the log:
+
+* ``corrupt``: failed to decode or empty (also counted in :attr:`FrameSource.corrupt`);
+* ``truncated``: a video file ended before the frame count in its header (the missing frames).
+
+A frame of another size than the first (an image folder of mixed sizes, a stream that changed
+resolution) is *resized* to the first frame's size with a warning and counted in
+:attr:`FrameSource.resized`, so no frame is lost and the outputs keep one size.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from abc import ABC, abstractmethod
@@ -22,7 +30,10 @@ import cv2
 import numpy as np
 
 from app.errors import SetupError
+from app.redact import redact
 from models.sorting import natural_key
+
+LOG = logging.getLogger(__name__)
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -31,6 +42,8 @@ DEFAULT_FPS = 25.0
 MAX_CONSECUTIVE_FAILURES = 8
 #: Open/read time-outs for network streams, in milliseconds.
 STREAM_TIMEOUT_MS = 5000
+#: Skipped or resized frames named in the log, per reason (the rest are only counted).
+NAMED_PER_REASON = 5
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,12 @@ class FrameSource(ABC):
         self.frame_size: tuple[int, int] = (0, 0)  # (width, height)
         self.frame_count: int | None = None
         self.corrupt = 0
+        #: Frames not delivered, by reason (``corrupt``, ``truncated``).
+        self.skipped: dict[str, int] = {}
+        #: Frames delivered resized to the first frame's size, by reason (``size_mismatch``).
+        self.resized: dict[str, int] = {}
+        #: The first few skipped/resized frames, named: ``"corrupt: 3.png (cannot be decoded)"``.
+        self.examples: list[str] = []
         #: Input index of the frame last returned by :meth:`read` (counts corrupt frames too).
         self.index = -1
         self._pending: np.ndarray | None = None
@@ -85,9 +104,32 @@ class FrameSource(ABC):
     def _valid(self, frame: np.ndarray | None) -> bool:
         if frame is None or not isinstance(frame, np.ndarray) or frame.size == 0:
             return False
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            return False
-        return self.frame_size == (0, 0) or (frame.shape[1], frame.shape[0]) == self.frame_size
+        return frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+
+    def _note(self, counts: dict[str, int], reason: str, where: str, detail: str, amount: int = 1) -> None:
+        """Count ``amount`` frames under ``reason``; name the first few in the log and :attr:`examples`."""
+        counts[reason] = counts.get(reason, 0) + amount
+        if counts[reason] - amount < NAMED_PER_REASON:
+            line = f"{reason}: {where} ({detail})"
+            self.examples.append(line)
+            LOG.warning("%s: %s", self.description, line)
+        elif counts[reason] - amount == NAMED_PER_REASON:
+            LOG.warning("%s: more %s frames; only counted from now on", self.description, reason)
+
+    def _skip(self, reason: str, where: str, detail: str, amount: int = 1) -> None:
+        """Record ``amount`` frames not delivered (``corrupt`` ones also go to :attr:`corrupt`)."""
+        if reason == "corrupt":
+            self.corrupt += amount
+        self._note(self.skipped, reason, where, detail, amount)
+
+    def _conform(self, frame: np.ndarray, where: str) -> np.ndarray:
+        """``frame`` at the first frame's size: resized (and counted) when it differs."""
+        size = (frame.shape[1], frame.shape[0])
+        if self.frame_size == (0, 0) or size == self.frame_size:
+            return frame
+        detail = f"{size[0]}x{size[1]}, resized to {self.frame_size[0]}x{self.frame_size[1]}"
+        self._note(self.resized, "size_mismatch", where, detail)
+        return cv2.resize(frame, self.frame_size, interpolation=cv2.INTER_AREA)
 
     @abstractmethod
     def _next_valid(self) -> np.ndarray | None:
@@ -174,17 +216,33 @@ class VideoCaptureSource(FrameSource):
         while failures < MAX_CONSECUTIVE_FAILURES:
             ok, frame = self.capture.read()
             if ok and self._valid(frame):
+                if failures:  # failures followed by a good frame were corrupt frames, not the end
+                    first = self.index + 1
+                    where = f"frame {first}" if failures == 1 else f"frames {first}-{first + failures - 1}"
+                    self._skip("corrupt", where, "could not be decoded", failures)
                 self.index += 1 + failures
-                # Failures followed by a good frame were corrupt frames, not the end.
-                self.corrupt += failures
-                return frame
-            if ok:  # decoded, but empty or the wrong shape
+                return self._conform(frame, f"frame {self.index}")
+            if ok:  # decoded, but empty or not 3-channel 8-bit
                 failures += 1
                 continue
             if self.live or not self._more_frames_expected(failures):
                 break
             failures += 1
+        self._check_truncated()
         return None
+
+    def _check_truncated(self) -> None:
+        """At the end of a file: frames its header promised but that never came are ``truncated``."""
+        if self.live or self.frame_count is None or self.skipped.get("truncated"):
+            return
+        missing = self.frame_count - (self.index + 1)
+        if missing > 0:
+            self._skip(
+                "truncated",
+                f"frames {self.index + 1}-{self.frame_count - 1}",
+                f"the file ended after {self.index + 1} of the {self.frame_count} frames in its header",
+                missing,
+            )
 
     def _more_frames_expected(self, failures: int) -> bool:
         """For files: a failed read before the container's frame count is a corrupt frame, not the end."""
@@ -236,8 +294,8 @@ class ImageFolderSource(FrameSource):
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if self._valid(frame):
                 self.index = self._position - 1
-                return frame
-            self.corrupt += 1
+                return self._conform(frame, path.name)
+            self._skip("corrupt", path.name, "cannot be decoded as an image")
         return None
 
 
@@ -254,6 +312,7 @@ def open_source(text: str, options: CaptureOptions | None = None) -> FrameSource
     """
     options = options or CaptureOptions()
     text = text.strip()
+    shown = redact(text)
     if not text:
         raise SetupError("--source is empty (expected a camera index, device, file, folder, URL or pipeline)")
     if text.isdigit():
@@ -264,29 +323,29 @@ def open_source(text: str, options: CaptureOptions | None = None) -> FrameSource
     elif scheme is not None:
         if scheme not in URL_SCHEMES:
             raise SetupError(
-                f"--source {text}: unsupported URL scheme {scheme!r} (expected one of {', '.join(URL_SCHEMES)})"
+                f"--source {shown}: unsupported URL scheme {scheme!r} (expected one of {', '.join(URL_SCHEMES)})"
             )
         params = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS)
-        return VideoCaptureSource(text, f"stream {text}", live=True, api=cv2.CAP_FFMPEG, options=options, params=params)
+        return VideoCaptureSource(text, f"stream {shown}", live=True, api=cv2.CAP_FFMPEG, options=options, params=params)
     if "!" in text:
         if not opencv_has_gstreamer():
             raise SetupError(
-                f"--source {text!r} looks like a GStreamer pipeline, but this OpenCV was built without GStreamer "
+                f"--source {shown!r} looks like a GStreamer pipeline, but this OpenCV was built without GStreamer "
                 "(expected a camera index, device, file, folder or URL)"
             )
-        return VideoCaptureSource(text, f"GStreamer pipeline {text!r}", live=True, api=cv2.CAP_GSTREAMER)
+        return VideoCaptureSource(text, f"GStreamer pipeline {shown!r}", live=True, api=cv2.CAP_GSTREAMER)
     path = Path(text).expanduser()
     if re.fullmatch(r"/dev/video\d+", text):
         if not path.exists():
-            raise SetupError(f"--source {text}: no such camera device (expected an existing /dev/videoN)")
-        return VideoCaptureSource(text, f"camera device {text}", live=True, api=cv2.CAP_V4L2, options=options)
+            raise SetupError(f"--source {shown}: no such camera device (expected an existing /dev/videoN)")
+        return VideoCaptureSource(text, f"camera device {shown}", live=True, api=cv2.CAP_V4L2, options=options)
     if path.is_dir():
         return ImageFolderSource(path, fps=options.fps)
     if not path.exists():
         raise SetupError(
-            f"--source {text}: no such file or directory (expected a video file, image folder, camera index, "
+            f"--source {shown}: no such file or directory (expected a video file, image folder, camera index, "
             "/dev/videoN, URL or GStreamer pipeline)"
         )
     if not path.is_file():
-        raise SetupError(f"--source {text}: not a regular file (expected a video file)")
+        raise SetupError(f"--source {shown}: not a regular file (expected a video file)")
     return VideoCaptureSource(str(path), f"video file {path}", live=False, api=cv2.CAP_FFMPEG, options=options)

@@ -81,3 +81,44 @@ class StatsRecorder:
             for f in self.frames
         ]
         atomic_write_text(path, json.dumps({"summary": summary, "frames": frames}, indent=1, allow_nan=False) + "\n")
+
+
+def frame_accounting(
+    *,
+    captured: int,
+    rendered: int,
+    stale: int,
+    late: int,
+    skipped: dict[str, int],
+    resized: dict[str, int],
+    examples: list[str],
+    header_frames: int | None,
+) -> dict[str, Any]:
+    """Where every input frame went: the ``frames_accounting`` block of the stats JSON.
+
+    ``skipped`` reasons: ``corrupt`` (undecodable), ``truncated`` (a file ended before its header's frame
+    count), ``stale`` (live mode: a newer frame replaced it before inference), ``late`` (``--realtime``:
+    decoding fell behind the clock), ``not_rendered`` (captured but never rendered: the run was aborted).
+    ``resized``: frames of another size than the first, delivered resized (``size_mismatch``).
+    """
+    reasons = dict(skipped)
+    for reason, count in (("stale", stale), ("late", late), ("not_rendered", max(0, captured - rendered))):
+        if count:
+            reasons[reason] = reasons.get(reason, 0) + count
+    return {
+        "header_frames": header_frames,
+        "captured": captured,
+        "rendered": rendered,
+        "skipped": dict(sorted(reasons.items())),
+        "skipped_total": sum(reasons.values()),
+        "resized": dict(sorted(resized.items())),
+        "truncated": bool(skipped.get("truncated")),
+        "examples": list(examples),
+    }
+
+
+def format_accounting(accounting: dict[str, Any]) -> str | None:
+    """One console line for skipped/resized frames (``None`` when every frame went through as it was)."""
+    parts = [f"{count} {reason}" for reason, count in accounting["skipped"].items()]
+    parts += [f"{count} resized ({reason})" for reason, count in accounting["resized"].items()]
+    return ", ".join(parts) if parts else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -26,6 +27,10 @@ from models.unet import preset
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
+        print("error: --exporter dynamo needs the onnxscript package (pip install onnxscript, "
+              "or pip install -r requirements.txt); --exporter torchscript works without it", file=sys.stderr)
+        return 2
     model, meta = load_model_source(args.checkpoint)
     path = export_onnx(model, meta, args.out, precision=args.precision, opset=args.opset,
                        dynamic_batch=not args.fixed_batch, exporter=args.exporter)

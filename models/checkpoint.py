@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    problem = describe_non_checkpoint(path)
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {path}: {problem} (expected {EXPECTED_FILE})")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle-protocol warnings: the error below says it all
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt/foreign files
-        raise CheckpointError(f"checkpoint {path} could not be read: {error}") from error
+        raise CheckpointError(f"checkpoint {path}: {_load_failure(error)} (expected {EXPECTED_FILE})") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not a {CHECKPOINT_FORMAT} file (expected a dict with format={CHECKPOINT_FORMAT!r})"
@@ -132,6 +138,46 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"checkpoint {path} has version {payload.get('version')}, this code reads version {CHECKPOINT_VERSION}"
         )
     return payload
+
+
+EXPECTED_FILE = f"a {CHECKPOINT_FORMAT} .pt file written by training.train or models.checkpoint.save_checkpoint"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def describe_non_checkpoint(path: Path) -> str | None:
+    """What ``path`` is when it plainly is not a ``torch.save`` file (empty, text, ONNX, other data); else ``None``.
+
+    ``torch.save`` writes a zip archive; the legacy format starts with a pickle protocol byte (0x80).
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if head.startswith(_ZIP_MAGIC) or head[:1] == b"\x80":
+        return None
+    if head.startswith(b"\x08") and b"pytorch" in head[:64].lower() or path.suffix.lower() == ".onnx":
+        return f"it looks like an ONNX model ({size} bytes), not a PyTorch checkpoint"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.strip() and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        first = text.strip().splitlines()[0][:40]
+        return f"it is a text file ({size} bytes, starting {first!r}), not a PyTorch checkpoint"
+    return f"it is not a PyTorch checkpoint ({size} bytes of unrecognised data: neither a zip archive nor a pickle)"
+
+
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in our words (never torch's advice to load unsafely)."""
+    text = str(error)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return (
+            "it holds Python objects that a safe load refuses (loading them could run code from the file); "
+            "it was not written by this project"
+        )
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+    return f"it is damaged or not a PyTorch checkpoint ({first})"
 
 
 def load_checkpoint(path: str | os.PathLike[str] = DEFAULT_CHECKPOINT) -> tuple[FrameSegmenter, ModelMeta]:

@@ -99,8 +99,11 @@ def test_image_folder_numeric_order_and_corrupt_frames(backend: InferenceBackend
     video = VideoOutput(tmp_path / "o.avi", source.fps, source.frame_size)
     pipeline = Pipeline(source, backend, PipelineConfig(), video=video)
     summary = pipeline.run()
-    assert summary["frames"] == 4 and summary["corrupt"] == 2 and pipeline.error is None
-    assert count_frames(tmp_path / "o.avi") == (4, (160, 120))
+    # 3.png is skipped (corrupt, named); 4.png is resized to the first frame's size (named), not lost.
+    assert summary["frames"] == 5 and summary["corrupt"] == 1 and pipeline.error is None
+    assert source.skipped == {"corrupt": 1} and source.resized == {"size_mismatch": 1}
+    assert any("3.png" in line for line in source.examples) and any("4.png" in line for line in source.examples)
+    assert count_frames(tmp_path / "o.avi") == (5, (160, 120))
 
 
 class FastLiveSource(FrameSource):

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, weights_digest
 from models.frame_model import resize_to_input
+from training.cli_checks import out_dir_problem
 from training.datasets import DEFAULT_GROUP_BY, LAYOUTS, DatasetError, discover, load_pair, subsample
 from training.metrics import METRIC_NAMES, ConfusionCounts, confusion
 from training.plots import grid_row, write_grid
@@ -179,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = "python -m training.evaluate " + shlex.join(argv)
+    problem = out_dir_problem(args.out)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         report = evaluate_checkpoint(
             args.checkpoint,

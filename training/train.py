@@ -63,6 +63,7 @@ from models.frame_model import FrameSegmenter
 from models.sizes import parse_size
 from models.unet import UNetConfig, preset
 from training.augment import AUGMENT_PRESETS, augment_preset
+from training.cli_checks import out_dir_problem
 from training.datasets import (
     DEFAULT_GROUP_BY,
     LAYOUTS,
@@ -829,6 +830,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = "python -m training.train " + shlex.join(argv)
+    problem = out_dir_problem(args.out)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
         command = f"torchrun --nproc_per_node {os.environ['WORLD_SIZE']} -m training.train " + shlex.join(argv)
     try:
