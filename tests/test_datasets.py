@@ -263,3 +263,21 @@ def test_footage_augmentations_keep_image_and_mask_consistent() -> None:
     assert set(AUGMENT_PRESETS) == {"basic", "footage"}
     with pytest.raises(ValueError, match="augmentation preset 'heavy'"):
         augment_preset("heavy")
+
+
+def test_hard_negatives_are_drawn_behind_the_instruments_only() -> None:
+    """Pale organs and glare change background pixels, never an instrument pixel, never the mask,
+    and never the black surround of a field stop."""
+    from training.augment import glare, pale_organ
+
+    image, mask = draw_frame(5, 96, 128)
+    mask = (mask > 0).astype(np.uint8)
+    image[:, :10] = 0  # a black field-stop surround
+    rng = np.random.default_rng(2)
+    changed_background = False
+    for draw in (pale_organ, glare) * 10:
+        out = draw(image, mask, rng)
+        assert np.array_equal(out[mask == 1], image[mask == 1])
+        assert np.array_equal(out[:, :10], image[:, :10])
+        changed_background |= not np.array_equal(out[mask == 0], image[mask == 0])
+    assert changed_background
