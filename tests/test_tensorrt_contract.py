@@ -122,6 +122,20 @@ def make_tensorrt(version: str, journal: Journal) -> types.ModuleType:
         def __new__(cls, shape: Any = ()) -> Any:
             return super().__new__(cls, [int(v) for v in shape])
 
+    classes = [Dims, DataType, TensorIOMode, NetworkDefinitionCreationFlag, BuilderFlag, MemoryPoolType, ILogger, Logger]
+    network_classes = _network_classes(journal, major, ILogger, NetworkDefinitionCreationFlag)
+    classes += network_classes
+    classes += _builder_classes(journal, version, ILogger, Dims, network_classes[1], BuilderFlag, MemoryPoolType)
+    classes += _runtime_classes(journal, version, ILogger, Dims, DataType, TensorIOMode)
+    for cls in classes:
+        setattr(trt, cls.__name__, cls)
+    trt.IHostMemory = _HostMemory
+    return trt
+
+
+def _network_classes(journal: Journal, major: int, ILogger: type, NetworkDefinitionCreationFlag: Any) -> list[type]:
+    """The stand-in's ``ParserError``, ``INetworkDefinition`` and ``OnnxParser``."""
+
     class ParserError:
         def __init__(self, text: str) -> None:
             self._text = text
@@ -165,6 +179,14 @@ def make_tensorrt(version: str, journal: Journal) -> types.ModuleType:
 
         def get_error(self, index: int) -> ParserError:
             return self._errors[index]
+
+    return [ParserError, INetworkDefinition, OnnxParser]
+
+
+def _builder_classes(
+    journal: Journal, version: str, ILogger: type, Dims: type, INetworkDefinition: Any, BuilderFlag: Any, MemoryPoolType: Any
+) -> list[type]:
+    """The stand-in's ``IOptimizationProfile``, ``ITimingCache``, ``IBuilderConfig`` and ``Builder``."""
 
     class IOptimizationProfile:
         def set_shape(self, input: str, min: Dims, opt: Dims, max: Dims) -> None:
@@ -245,6 +267,12 @@ def make_tensorrt(version: str, journal: Journal) -> types.ModuleType:
             journal.builds.append({**record, "timing_cache_attached": config._timing is not None})
             return _HostMemory(json.dumps({"magic": ENGINE_MAGIC, **record}).encode())
 
+    return [IOptimizationProfile, ITimingCache, IBuilderConfig, Builder]
+
+
+def _runtime_classes(journal: Journal, version: str, ILogger: type, Dims: type, DataType: Any, TensorIOMode: Any) -> list[type]:
+    """The stand-in's ``IExecutionContext``, ``ICudaEngine`` and ``Runtime``."""
+
     class IExecutionContext:
         def __init__(self, engine: ICudaEngine) -> None:
             self._engine, self._shape, self._addresses = engine, None, {}
@@ -306,12 +334,7 @@ def make_tensorrt(version: str, journal: Journal) -> types.ModuleType:
                 return None
             return ICudaEngine(spec) if spec.get("magic") == ENGINE_MAGIC and spec["version"] == version else None
 
-    for cls in (Dims, DataType, TensorIOMode, NetworkDefinitionCreationFlag, BuilderFlag, MemoryPoolType, ILogger, Logger,
-                ParserError, INetworkDefinition, OnnxParser, IOptimizationProfile, ITimingCache, IBuilderConfig,
-                Builder, IExecutionContext, ICudaEngine, Runtime):
-        setattr(trt, cls.__name__, cls)
-    trt.IHostMemory = _HostMemory
-    return trt
+    return [IExecutionContext, ICudaEngine, Runtime]
 
 
 def stand_in_logits(frames: np.ndarray) -> np.ndarray:
