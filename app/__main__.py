@@ -335,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
             captured=pipeline.captured,
             rendered=summary["frames"],
             stale=pipeline.to_infer.dropped,
-            late=pipeline.pacing_drops,
+            late=pipeline.capture.pacing_drops,
             skipped=source.skipped,
             resized=source.resized,
             examples=source.examples,
