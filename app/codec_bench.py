@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'video':<8}{'encoder':<22}{'wall ms':>9}{'CPU ms':>9}{'KiB/frame':>11}")
     with tempfile.TemporaryDirectory(prefix="surgseg-codec-") as tmp:
         for size in sizes:
-            capture = cv2.VideoCapture(str(generated_video(args.frames, *SIZES[size])))
+            capture = cv2.VideoCapture(str(generated_video(args.frames, width=SIZES[size].width, height=SIZES[size].height)))
             frames = []
             while (frame := capture.read()[1]) is not None:
                 frames.append(frame)

@@ -139,6 +139,24 @@ def test_h264_odd_size_is_padded_and_plays(tmp_path: Path) -> None:
     assert np.abs(decoded[0][:61, :81].astype(int) - frame).mean() < 6  # colours survive the I420 conversion
 
 
+def test_codec_bench_encodes_its_sizes_landscape(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``app.bench.SIZES`` are ``Size(height, width)``: the codec bench must not swap them into a portrait video."""
+    import app.codec_bench as codec_bench
+    from app.size import Size
+
+    asked: list[tuple[int, int]] = []
+
+    def fake_video(num_frames: int, width: int, height: int, **_: object) -> Path:
+        asked.append((width, height))
+        return write_test_video(tmp_path / "in.mp4", num_frames=num_frames, width=width, height=height)
+
+    monkeypatch.setattr(codec_bench, "SIZES", {"tiny": Size(height=48, width=64)})
+    monkeypatch.setattr(codec_bench, "generated_video", fake_video)
+    monkeypatch.setattr(codec_bench, "PRESETS", ("ultrafast",))
+    assert codec_bench.main(["--sizes", "tiny", "--frames", "10", "--rounds", "1"]) == 0
+    assert asked == [(64, 48)]
+    assert "libx264 ultrafast" in capsys.readouterr().out
+
 # -- item 4: every frame accounted for -----------------------------------------------------------------
 
 
