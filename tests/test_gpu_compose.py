@@ -43,7 +43,7 @@ def cpu_reference(images: list[np.ndarray], probs: list[np.ndarray], style: Over
     smoother, overlayer = Smoother(smooth), Overlayer(style, THRESHOLD)
     out = []
     for image, prob in zip(images, probs, strict=True):
-        mask = overlayer.mask(smoother(prob), Size(HEIGHT, WIDTH))
+        mask = overlayer.mask(smoother(prob), Size(height=HEIGHT, width=WIDTH))
         out.append((overlayer.draw(image.copy(), mask, view), mask > 0))
     return out
 
