@@ -23,15 +23,15 @@ import numpy as np
 from app.bench import SIZES, process_cpu_seconds
 from app.demo import generated_video
 from app.encoders import encoder_opens, open_encoder
+from app.size import Size
 
 PRESETS = ("ultrafast", "superfast", "veryfast")
 
 
 def encode_cost(frames: list[np.ndarray], path: Path, codec: str, preset: str | None) -> dict[str, float]:
     """Wall and CPU ms per frame, and KiB per frame, of encoding ``frames`` into ``path``."""
-    height, width = frames[0].shape[:2]
     started, cpu_started = time.perf_counter(), process_cpu_seconds()
-    encoder = open_encoder(path, codec, 25.0, (width, height), preset)
+    encoder = open_encoder(path, codec, 25.0, Size.of(frames[0]), preset)
     for frame in frames:
         encoder.encode(frame)
     encoder.finish()

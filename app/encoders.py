@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from app.errors import SetupError
+from app.size import Size
 
 LOG = logging.getLogger(__name__)
 
@@ -112,10 +113,10 @@ class FrameEncoder(Protocol):
 class OpenCVEncoder:
     """``cv2.VideoWriter`` with a FourCC (``mp4v``, ``MJPG``)."""
 
-    def __init__(self, path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> None:
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
+    def __init__(self, path: Path, fourcc: str, fps: float, size: Size) -> None:
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size.wh)
         if not self._writer.isOpened():
-            raise OSError(f"OpenCV could not open a {fourcc} writer for {path} at {size[0]}x{size[1]}")
+            raise OSError(f"OpenCV could not open a {fourcc} writer for {path} at {size.width}x{size.height}")
 
     def encode(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
@@ -130,7 +131,7 @@ class PyAVEncoder:
     Odd frame sizes are padded by one edge pixel (4:2:0 needs even sizes).
     """
 
-    def __init__(self, path: Path, codec: str, fps: float, size: tuple[int, int], preset: str | None = None) -> None:
+    def __init__(self, path: Path, codec: str, fps: float, size: Size, preset: str | None = None) -> None:
         import av
 
         self._container = av.open(
@@ -141,7 +142,7 @@ class PyAVEncoder:
         )
         try:
             self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-            width, height = size
+            height, width = size
             self._pad = (height % 2, width % 2)
             self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
             self._stream.pix_fmt = "yuv420p"
@@ -171,8 +172,9 @@ class PyAVEncoder:
             self._container.close()
 
 
-def open_encoder(path: Path, codec: str, fps: float, size: tuple[int, int], preset: str | None = None) -> FrameEncoder:
-    """An encoder for a codec name from :func:`resolve_codec`."""
+def open_encoder(path: Path, codec: str, fps: float, size: Size, preset: str | None = None) -> FrameEncoder:
+    """An encoder for a codec name from :func:`resolve_codec`, for frames of ``size``."""
+    size = Size.require(size, "open_encoder size")
     if codec in ("libx264", "h264_nvenc"):
         return PyAVEncoder(path, codec, fps, size, preset)
     return OpenCVEncoder(path, codec, fps, size)

@@ -174,7 +174,7 @@ class ViewFlags:
 class GpuFramePath:
     """Preallocated buffers and the per-frame steps for one frame size, model input size and device.
 
-    ``frame_size`` is ``(width, height)`` (as the sources report it), ``input_size`` is the model's
+    ``frame_size`` is ``(width, height)`` (OpenCV's order: a source's ``frame_size.wh``), ``input_size`` is the model's
     ``(height, width)``. ``infer`` maps the ``uint8`` model input ``1×h×w×3`` to logits. ``smooth`` is
     the EMA factor (0 = off), ``threshold`` the model's probability threshold.
     """

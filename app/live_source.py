@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from app.size import Size
+
 #: Named frame sizes, ``(width, height)``.
 NAMED_SIZES: dict[str, tuple[int, int]] = {
     "360p": (640, 360),
@@ -208,7 +210,7 @@ class LiveSource:
             raise ValueError(f"max_frames must be at least 1, got {max_frames}")
         self.spec = spec
         self.fps = spec.fps
-        self.frame_size = (spec.width, spec.height)
+        self.frame_size = Size(spec.height, spec.width)
         self.description = f"live {spec.label} ({origin} frames)"
         self.copy = copy
         self.max_frames = max_frames

@@ -19,6 +19,7 @@ import numpy as np
 from app.encoders import OPENCV_CODECS, FrameEncoder, ThreadedEncoder, open_encoder, resolve_codec
 from app.errors import SetupError
 from app.output_paths import check_mask_dir, check_output_file, check_writable_dir
+from app.size import Size
 from models.atomic_io import _current_umask
 
 #: Kept for callers of the earlier API: container suffix → OpenCV FourCC.
@@ -47,7 +48,7 @@ class VideoOutput:
         self,
         path: str | os.PathLike[str],
         fps: float,
-        size: tuple[int, int],
+        size: Size,
         codec: str = "auto",
         preset: str | None = None,
         threaded: bool = True,
@@ -55,8 +56,9 @@ class VideoOutput:
         self.path = check_output_file(Path(path), "--output")
         if not (fps > 0 and np.isfinite(fps)):
             raise SetupError(f"--output {path}: frame rate {fps} (expected a positive number; see --fps)")
-        if size[0] < 1 or size[1] < 1:
-            raise SetupError(f"--output {path}: frame size {size[0]}x{size[1]} (expected a positive size)")
+        size = Size.require(size, "VideoOutput size")
+        if size.width < 1 or size.height < 1:
+            raise SetupError(f"--output {path}: frame size {size.width}x{size.height} (expected a positive size)")
         self.codec = resolve_codec(codec, self.path)
         self.preset = preset
         self.size = size
@@ -84,8 +86,10 @@ class VideoOutput:
         """Append one frame (must be the output size); the file is created at the first one."""
         if self._closed:
             raise ValueError(f"{self.path}: written after close")
-        if (frame.shape[1], frame.shape[0]) != self.size:
-            raise ValueError(f"output frame is {frame.shape[1]}x{frame.shape[0]}, the video is {self.size}")
+        if Size.of(frame) != self.size:
+            raise ValueError(
+                f"output frame is {frame.shape[1]}x{frame.shape[0]}, the video is {self.size.width}x{self.size.height}"
+            )
         if self._encoder is None:
             self._encoder = self._open()
         self._encoder.encode(frame)

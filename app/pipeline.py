@@ -222,7 +222,7 @@ class Pipeline:
             backoff_max_s=config.backoff_max_s,
         )
         #: Rendered frames for the window (``config.show``), else ``None``.
-        self.display = DisplaySink(Size.from_wh(source.frame_size)) if config.show else None
+        self.display = DisplaySink(Size.require(source.frame_size, "FrameSource.frame_size")) if config.show else None
         if self.display is not None:
             self.capture.listeners.append(self.display.set_no_signal)
         self.worker_stages, self.render_stages = build_stages(
@@ -302,7 +302,7 @@ class Pipeline:
             backend=self.backend.describe(),
             source=self.source.description,
             mode="live (latest frame wins)" if self.live else "lossless (every frame, in order)",
-            frame_size=list(self.source.frame_size),
+            frame_size=list(self.source.frame_size.wh),  # JSON: width, height
             stop_reason=self.stop_reason or ("error" if self.error else "end of stream"),
             error=str(self.error) if self.error else None,
             queue_high_water={"to_infer": self.to_infer.high_water, "to_render": self.to_render.high_water},

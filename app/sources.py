@@ -31,6 +31,7 @@ import numpy as np
 
 from app.errors import SetupError
 from app.redact import redact
+from app.size import Size
 from models.sorting import natural_key
 
 LOG = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class FrameSource(ABC):
 
     def __init__(self) -> None:
         self.fps: float = DEFAULT_FPS
-        self.frame_size: tuple[int, int] = (0, 0)  # (width, height)
+        self.frame_size = Size(0, 0)  #: known once the first frame is read (:meth:`prime`)
         self.frame_count: int | None = None
         self.corrupt = 0
         #: Frames not delivered, by reason (``corrupt``, ``truncated``).
@@ -92,7 +93,7 @@ class FrameSource(ABC):
         if frame is None:
             raise SetupError(f"{self.description}: opened but delivered no readable frame")
         self._pending = frame
-        self.frame_size = (frame.shape[1], frame.shape[0])
+        self.frame_size = Size.of(frame)
 
     def read(self) -> np.ndarray | None:
         """The next good frame, or ``None`` at the end of the stream / when a live source stops."""
@@ -124,12 +125,12 @@ class FrameSource(ABC):
 
     def _conform(self, frame: np.ndarray, where: str) -> np.ndarray:
         """``frame`` at the first frame's size: resized (and counted) when it differs."""
-        size = (frame.shape[1], frame.shape[0])
-        if self.frame_size == (0, 0) or size == self.frame_size:
+        size, wanted = Size.of(frame), self.frame_size
+        if wanted == Size(0, 0) or size == wanted:
             return frame
-        detail = f"{size[0]}x{size[1]}, resized to {self.frame_size[0]}x{self.frame_size[1]}"
+        detail = f"{size.width}x{size.height}, resized to {wanted.width}x{wanted.height}"
         self._note(self.resized, "size_mismatch", where, detail)
-        return cv2.resize(frame, self.frame_size, interpolation=cv2.INTER_AREA)
+        return cv2.resize(frame, wanted.wh, interpolation=cv2.INTER_AREA)
 
     @abstractmethod
     def _next_valid(self) -> np.ndarray | None:

@@ -106,18 +106,21 @@ def test_image_folder_numeric_order_and_corrupt_frames(backend: InferenceBackend
     assert count_frames(tmp_path / "o.avi") == (5, (160, 120))
 
 
+VGA = Size(height=480, width=640)
+
+
 class FastLiveSource(FrameSource):
     """A live source producing frames as fast as it can (far faster than inference)."""
 
     live = True
     description = "synthetic live source"
 
-    def __init__(self, total: int, size: tuple[int, int] = (640, 480), outage_after: int | None = None) -> None:
+    def __init__(self, total: int, size: Size = VGA, outage_after: int | None = None) -> None:
         super().__init__()
         self.total = total
         self.outage_after = outage_after
         self.frame_size = size
-        self.base = render_frame(0, *size)
+        self.base = render_frame(0, *size.wh)
         self.reconnect_calls = 0
 
     def _next_valid(self) -> np.ndarray | None:
@@ -153,7 +156,7 @@ def test_live_source_faster_than_inference_drops_and_stays_bounded(backend: Infe
 
 
 def test_live_source_outage_shows_no_signal_and_reconnects(backend: InferenceBackend) -> None:
-    source = FastLiveSource(total=30, size=(160, 120), outage_after=10)
+    source = FastLiveSource(total=30, size=Size(height=120, width=160), outage_after=10)
     pipeline = Pipeline(source, backend, PipelineConfig(backoff_initial_s=0.1, reconnect_attempts=2))
     pipeline.start()
     seen_no_signal = None
@@ -284,7 +287,7 @@ def test_http_stream_that_ends_is_reconnected(backend: InferenceBackend, tmp_pat
     threading.Thread(target=server.serve_forever, name="test-http", daemon=True).start()
     try:
         source = open_source(f"http://127.0.0.1:{server.server_address[1]}/clip.avi")
-        assert source.live and source.frame_size == (160, 120)
+        assert source.live and source.frame_size == Size(height=120, width=160)
         config = PipelineConfig(max_frames=40, backoff_initial_s=0.05)
         pipeline = Pipeline(source, backend, config)
         summary = pipeline.run()

@@ -24,6 +24,7 @@ from app.encoders import open_encoder
 from app.outputs import VideoOutput
 from app.pipeline import Pipeline, PipelineConfig
 from app.redact import redact
+from app.size import Size
 from app.sources import open_source
 from engine.backends import InferenceBackend, create_backend
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
@@ -111,7 +112,7 @@ def test_run_failing_before_its_first_frame_leaves_nothing(checkpoint: Path, vid
     from app.outputs import MaskWriter
 
     pipeline = Pipeline(open_source(str(video)), FailFirst(backend), PipelineConfig(),
-                        video=VideoOutput(out, 25.0, (96, 64)), masks=MaskWriter(masks))  # fmt: skip
+                        video=VideoOutput(out, 25.0, Size(height=64, width=96)), masks=MaskWriter(masks))  # fmt: skip
     pipeline.run()
     assert pipeline.error is not None and pipeline.error.frame_index == 0
     assert list(tmp_path.iterdir()) == []  # no video, no temporary file, no empty folders
@@ -130,7 +131,7 @@ def test_default_recording_is_h264_with_every_frame(checkpoint: Path, video: Pat
 
 def test_h264_odd_size_is_padded_and_plays(tmp_path: Path) -> None:
     frame = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 255, (61, 81, 3), dtype=np.uint8), (9, 9), 0)
-    out = VideoOutput(tmp_path / "odd.mp4", 25.0, (81, 61), codec="h264")
+    out = VideoOutput(tmp_path / "odd.mp4", 25.0, Size(height=61, width=81), codec="h264")
     for _ in range(5):
         out.write(frame)
     out.close()
@@ -142,7 +143,6 @@ def test_h264_odd_size_is_padded_and_plays(tmp_path: Path) -> None:
 def test_codec_bench_encodes_its_sizes_landscape(tmp_path: Path, monkeypatch, capsys) -> None:
     """``app.bench.SIZES`` are ``Size(height, width)``: the codec bench must not swap them into a portrait video."""
     import app.codec_bench as codec_bench
-    from app.size import Size
 
     asked: list[tuple[int, int]] = []
 
@@ -157,13 +157,28 @@ def test_codec_bench_encodes_its_sizes_landscape(tmp_path: Path, monkeypatch, ca
     assert asked == [(64, 48)]
     assert "libx264 ultrafast" in capsys.readouterr().out
 
+def test_sizes_are_size_objects_and_a_bare_tuple_is_refused(video: Path, tmp_path: Path) -> None:
+    """One size convention (``Size(height, width)``): a bare ``(w, h)`` tuple cannot be mistaken for one."""
+    source = open_source(str(video))
+    try:
+        assert isinstance(source.frame_size, Size) and source.frame_size == Size.of(source.read())
+    finally:
+        source.close()
+    with pytest.raises(TypeError, match="Size"):
+        VideoOutput(tmp_path / "o.mp4", 25.0, (96, 64))
+    with pytest.raises(TypeError, match="Size"):
+        open_encoder(tmp_path / "o.mp4", "mp4v", 25.0, (96, 64))
+    with pytest.raises(TypeError, match="already a Size"):
+        Size.from_wh(Size(height=64, width=96))
+    assert Size.from_wh((96, 64)) == Size(height=64, width=96) and not list(tmp_path.iterdir())
+
 # -- item 4: every frame accounted for -----------------------------------------------------------------
 
 
 def truncated_mp4(folder: Path) -> Path:
     """A real H.264 mp4 with its index first (faststart), cut to a third: 40 frames in the header, fewer decodable."""
     full = write_test_video(folder / "full.mp4", num_frames=40, width=96, height=64)
-    encoder = open_encoder(folder / "fs.mp4", "libx264", 25.0, (96, 64))
+    encoder = open_encoder(folder / "fs.mp4", "libx264", 25.0, Size(height=64, width=96))
     for frame in decode_video(full):
         encoder.encode(frame)
     encoder.finish()

@@ -71,7 +71,7 @@ CASES: dict[type, Callable[[InferenceBackend, Path], tuple[Stage, Frame]]] = {
     PostProcess: lambda b, _: (PostProcess(0.5, b.threshold), frame(probability=0.9)),
     Compose: lambda b, _: (Compose(OverlayStyle(), ViewState()), frame(mask=True)),
     Hud: lambda b, _: (Hud(b.name, ticking(), ViewState(), lambda: 0), frame(mask=True)),
-    app.sinks.VideoSink: lambda b, d: (app.sinks.VideoSink(VideoOutput(d / "v.mp4", 25.0, SIZE.wh)), frame(mask=True)),
+    app.sinks.VideoSink: lambda b, d: (app.sinks.VideoSink(VideoOutput(d / "v.mp4", 25.0, SIZE)), frame(mask=True)),
     app.sinks.MaskSink: lambda b, d: (app.sinks.MaskSink(MaskWriter(d / "masks")), frame(mask=True)),
     app.sinks.StatsSink: lambda b, _: (app.sinks.StatsSink(StatsRecorder()), frame(mask=True)),
     app.sinks.DisplaySink: lambda b, _: (app.sinks.DisplaySink(SIZE), frame(mask=True)),
@@ -161,7 +161,7 @@ def test_hud_draws_figures_from_its_clock() -> None:
 
 
 def test_video_and_mask_sinks_write_real_files(tmp_path: Path) -> None:
-    video = app.sinks.VideoSink(VideoOutput(tmp_path / "out.mp4", 25.0, SIZE.wh))
+    video = app.sinks.VideoSink(VideoOutput(tmp_path / "out.mp4", 25.0, SIZE))
     masks = app.sinks.MaskSink(MaskWriter(tmp_path / "masks"))
     for index in (3, 4):
         run_chain([video, masks], frame(index=index, mask=True))
@@ -205,7 +205,7 @@ def test_capture_reads_a_folder_in_order_and_ends(tmp_path: Path) -> None:
 
 
 def test_build_stages_order(backend: InferenceBackend, tmp_path: Path) -> None:
-    video = VideoOutput(tmp_path / "o.mp4", 25.0, SIZE.wh)
+    video = VideoOutput(tmp_path / "o.mp4", 25.0, SIZE)
     extra = app.sinks.StatsSink(StatsRecorder())
     extra.name = "network"
     display = app.sinks.DisplaySink(SIZE)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from app.live_source import LatestFrameSlot, LiveFrame, LiveSource, LiveSpec, parse_live_spec, pattern_frames, scene_frames
+from app.size import Size
 
 
 @pytest.mark.parametrize(
@@ -139,4 +140,4 @@ def test_generated_frame_sets_have_the_stated_size_and_move() -> None:
         assert all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in frames)
         assert not np.array_equal(frames[0], frames[1])
     source = LiveSource(LiveSpec(64, 48, 60.0), generator="pattern", count=2)
-    assert source.frame_size == (64, 48) and source.fps == 60.0 and source.live
+    assert source.frame_size == Size(height=48, width=64) and source.fps == 60.0 and source.live
