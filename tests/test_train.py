@@ -204,3 +204,19 @@ def test_data_weights_must_match_the_roots(make_dvrk, tmp_path: Path, capsys) ->
     assert "--data-weights has 1 value(s) [1.0] for 2 --data root(s)" in capsys.readouterr().err
     assert main([*common, "--data-weights", "0", "0"]) == 2
     assert "positive sum" in capsys.readouterr().err
+
+
+def test_default_warm_up_is_at_most_one_epoch() -> None:
+    """With --epochs set high (as --anneal-to-budget invites), the default warm-up must not stretch over
+    3 % of a huge step count: it ends after one epoch, and the LR is at its peak there."""
+    from training.train import build_optimisation, build_parser
+
+    args = build_parser().parse_args(["--data", "d", "--out", "o", "--epochs", "1000", "--lr", "1.0", "--ema", "0"])
+    opt = build_optimisation(args, torch.nn.Linear(1, 1), steps_per_epoch=10, amp=False)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.optimizer.param_groups[0]["lr"])
+        opt.optimizer.step()
+        opt.scheduler.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs == sorted(lrs)
+    assert opt.optimizer.param_groups[0]["lr"] == pytest.approx(1.0, rel=1e-3)

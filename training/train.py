@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="per process")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup-steps", type=int, default=None, help="default: 3%% of all steps")
+    p.add_argument("--warmup-steps", type=int, default=None, help="default: 3%% of all steps, at most one epoch")
     p.add_argument("--val-videos", type=parse_val_videos, default=2, help="count or comma-separated names")
     p.add_argument("--frame-step", type=int, default=1, help="use every Nth frame of each video")
     p.add_argument("--workers", type=int, default=2, help="decode threads for the RAM cache")
@@ -575,7 +575,8 @@ def build_optimisation(args: argparse.Namespace, model: nn.Module, steps_per_epo
     """AdamW with warm-up + cosine decay (following the time budget with ``--anneal-to-budget``)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     total_steps = args.epochs * steps_per_epoch
-    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, int(0.03 * total_steps))
+    # default warm-up: 3 % of all steps, at most one epoch (with --anneal-to-budget --epochs is set high on purpose)
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, min(int(0.03 * total_steps), steps_per_epoch))
     budget_used = [0.0]
     time_fraction = (lambda: budget_used[0]) if args.anneal_to_budget else None
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, time_fraction=time_fraction))
