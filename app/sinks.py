@@ -20,6 +20,7 @@ class VideoSink(BaseStage):
     """Appends ``frame.output`` to the overlay video; :meth:`close` finalises the file."""
 
     name = "video"
+    timing = "encode"
 
     def __init__(self, video: VideoOutput) -> None:
         self.video = video
@@ -74,6 +75,7 @@ class DisplaySink(BaseStage):
     capture stage reports outages through :meth:`set_no_signal`."""
 
     name = "display"
+    timing = "display"
 
     def __init__(self, size: Size) -> None:
         self.size = size
