@@ -254,6 +254,7 @@ class Pipeline:
         self.display = DisplaySink(Size.from_wh(source.frame_size)) if config.show else None
         if self.display is not None:
             self.capture.listeners.append(self.display.set_no_signal)
+            self.display.timer = self.timer
         self.worker_stages, self.render_stages = build_stages(
             config, backend, self.view, self.stats, lambda: self.dropped, video, masks, self.display, sinks,
             timer=self.timer, frame_size=Size.from_wh(source.frame_size),
