@@ -13,6 +13,7 @@ from app import gpu_compose as g
 from app.gpu_compose import CudaGraphRunner, GpuFramePath, ViewFlags
 from app.live_source import pattern_frames
 from app.overlay import Overlayer, OverlayStyle, Smoother, ViewState
+from app.size import Size
 from app.stage_timer import StageTimer
 from engine.backends.torch_backend import resize_on_device
 
@@ -42,7 +43,7 @@ def cpu_reference(images: list[np.ndarray], probs: list[np.ndarray], style: Over
     smoother, overlayer = Smoother(smooth), Overlayer(style, THRESHOLD)
     out = []
     for image, prob in zip(images, probs, strict=True):
-        mask = overlayer.mask(smoother(prob), (WIDTH, HEIGHT))
+        mask = overlayer.mask(smoother(prob), Size(height=HEIGHT, width=WIDTH))
         out.append((overlayer.draw(image.copy(), mask, view), mask > 0))
     return out
 
@@ -155,7 +156,7 @@ def test_smoothing_follows_the_cpu_smoother() -> None:
 def test_threshold_level_and_mask_agree_with_the_overlay_at_model_size() -> None:
     prob = probability_map(11)
     for threshold in (0.0, 0.3, 0.5, 0.99, 1.0):
-        expected = Overlayer(OverlayStyle(), threshold).mask(prob, (INPUT[1], INPUT[0])) > 0
+        expected = Overlayer(OverlayStyle(), threshold).mask(prob, Size(*INPUT)) > 0
         got = g.upsample_mask(torch.from_numpy(prob), INPUT, threshold).numpy()
         assert np.array_equal(got, expected)  # no resampling: exactly the same decision
 
