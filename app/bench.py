@@ -16,7 +16,12 @@ All use the backend ``create_backend`` picks (``--backend``, default ``auto``) a
 GPU backends have one thread setting, so there ``naive-1t`` is left out. Throughput is frames /
 wall time; latency is per frame from read to written. The speed-ups are ``threaded`` over each
 naive loop. Prints a table, and writes JSON with ``--json``. Targets: ≥ 30 frames/s end to end at
-720p; threaded ≥ 1.5× the naive single-thread loop.
+720p; threaded ≥ 1.5× the naive single-thread loop. Every mode also reports ``stages_ms`` (per-stage
+p50/p95/p99 from :class:`app.stage_timer.StageTimer`).
+
+``--live 1080p60 --seconds S``: the live latency bench instead (:mod:`app.live_bench`): a built-in live
+source at that size and rate through the real pipeline, capture → overlay-ready latency, drops, per-stage
+times and the limiting stage (``--cuda-graphs/--no-cuda-graphs`` on GPU backends, ``--record FILE.mp4``).
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from app.demo import generated_video
 from app.encoders import CODEC_CHOICES, DEFAULT_X264_PRESET, resolve_codec
 from app.errors import SetupError
 from app.inference_plan import plan_inference
+from app.live_bench import LiveRun, format_report, run_live
+from app.live_source import GENERATORS, parse_live_spec
 from app.outputs import VideoOutput
 from app.overlay import ViewState
-from app.pipeline import Pipeline, PipelineConfig, build_stages, run_in_one_thread
+from app.pipeline import Pipeline, PipelineConfig, build_stages, run_in_one_thread, stage_timer
 from app.size import Size
 from app.sources import open_source
 from app.stats import StatsRecorder
@@ -69,9 +76,11 @@ def naive_loop(
     try:
         writer = VideoOutput(output, source.fps, source.frame_size, codec=codec, preset=preset, threaded=False)  # encoder inline
         stats = StatsRecorder()
-        workers, render = build_stages(PipelineConfig(), backend, ViewState(), stats, video=writer)
+        timer = stage_timer(backend)
+        size = source.frame_size
+        workers, render = build_stages(PipelineConfig(), backend, ViewState(), stats, video=writer, timer=timer, frame_size=size)
         started, cpu_started = time.perf_counter(), process_cpu_seconds()
-        frames = run_in_one_thread(Capture(source, stats.now), workers, render)
+        frames = run_in_one_thread(Capture(source, stats.now, timer=timer), workers, render, timer)
         wall, cpu = time.perf_counter() - started, process_cpu_seconds() - cpu_started
     finally:
         source.close()
@@ -81,6 +90,7 @@ def naive_loop(
         "throughput_fps": frames / wall,
         "cpu_cores_busy": cpu / wall,
         **_ms(stats.latencies_ms),
+        "stages_ms": timer.summary_ms(),
     }
 
 
@@ -107,6 +117,7 @@ def threaded_pipeline(
         "throughput_fps": summary["frames"] / wall,
         "cpu_cores_busy": cpu / wall,
         **_ms(latencies),
+        "stages_ms": summary["stages_ms"],
     }
 
 
@@ -136,6 +147,45 @@ def bench_checkpoint(path: Path | None, workdir: Path) -> Path:
 MODES = ("naive-1t", "naive", "threaded-1w", "threaded")
 
 
+def format_stages(stages_ms: dict[str, dict[str, float | int]]) -> str:
+    """Per-stage p50/p95/p99 as aligned lines."""
+    lines = [f"  {'stage':<12} {'p50':>8} {'p95':>8} {'p99':>8} {'frames':>8}"]
+    for name, row in stages_ms.items():
+        lines.append(f"  {name:<12} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f} {row['count']:>8d}")
+    return "\n".join(lines)
+
+
+def live_main(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--live``: one live latency run (:func:`app.live_bench.run_live`); prints it and writes ``--json``."""
+    with tempfile.TemporaryDirectory(prefix="surgseg-bench-") as tmp:
+        try:
+            spec = parse_live_spec(args.live)
+            if args.seconds <= 0 or args.warmup < 0:
+                raise ValueError(f"--seconds {args.seconds} / --warmup {args.warmup}: expected > 0 / ≥ 0")
+            if args.record is not None and not args.record.parent.is_dir():
+                raise ValueError(f"--record {args.record}: folder {args.record.parent} does not exist")
+            checkpoint = bench_checkpoint(args.checkpoint, Path(tmp))
+            plan = plan_inference(args.backend, args.inference_workers, args.threads)
+            backend = create_backend(checkpoint, args.backend, threads=plan.threads)
+            workers = plan.workers_for(backend)
+        except (SetupError, ValueError, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        try:
+            config = PipelineConfig(live=True, inference_workers=workers, cuda_graphs=args.cuda_graphs)
+            run = LiveRun(spec, args.seconds, args.warmup, args.live_generator, args.record)
+            report = run_live(run, backend, config)
+        finally:
+            backend.close()
+    report.update(checkpoint=str(checkpoint), inference_plan={"workers": workers, "threads": plan.threads},
+                  cuda_graphs_requested=args.cuda_graphs, command=" ".join(["python -m app.bench", *argv]))
+    print(format_report(report))
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _ratio(mode: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     return "" if baseline is None else f"{mode['throughput_fps'] / baseline['throughput_fps']:.2f}x"
 
@@ -162,8 +212,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (file mode and ``--live``)."""
     parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="model (default: shipped model, else random-weights 'fast')")
     parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="inference backend (default auto)")
@@ -176,7 +226,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--codec", choices=CODEC_CHOICES, default="auto", help="video encoder, as the app's --codec (default auto)")
     parser.add_argument("--x264-preset", help=f"libx264 preset (default {DEFAULT_X264_PRESET})")
-    args = parser.parse_args(argv)
+    live = parser.add_argument_group("live latency bench")
+    live.add_argument("--live", metavar="SIZE", help="live source size and rate, e.g. 1080p60, 720p60, 1280x720@50")
+    live.add_argument("--seconds", type=float, default=10.0, help="live: measured seconds (default 10)")
+    live.add_argument("--warmup", type=float, default=2.0, help="live: seconds run first and left out (default 2)")
+    live.add_argument("--live-generator", choices=GENERATORS, default="scene", help="live: what the source shows")
+    live.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
+                      help="GPU backends: replay CUDA graphs where the backend declares them (default on)")
+    live.add_argument("--record", type=Path, metavar="FILE.mp4", help="live: also record the overlay video")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.live is not None:
+        return live_main(args, list(sys.argv[1:] if argv is None else argv))
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown or args.frames < 10:
@@ -238,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for candidate in backends.values():
             candidate.close()
     print(format_table(results))
+    for row in results:
+        print(f"{row['video']} threaded, per stage (ms):\n{format_stages(row['threaded']['stages_ms'])}")
     checks = []
     for row in results:
         if row["video"] == "720p":

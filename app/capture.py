@@ -4,6 +4,10 @@
   so the picture is current when the pause ends.
 * **realtime files** are paced at their fps; a frame whose time has passed is dropped
   (:attr:`Capture.pacing_drops`), as a live feed would have.
+* **timing** (``timer``): the ``capture`` stage is how long ``source.read()`` took (decoding; a
+  camera's read also waits for its next frame). A source that stamps its frames itself
+  (``last_capture_ns``, a ``time.perf_counter_ns`` reading, as the live bench's source does) gives
+  the frame that capture time, and ``capture`` is then the frame's age when the pipeline took it.
 * **live outages**: the source is reopened with exponential back-off; meanwhile :attr:`Capture.no_signal`
   holds the NO SIGNAL message (also sent to :attr:`Capture.listeners`).
 """
@@ -12,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from app.overlay import ViewState
 from app.sources import FrameSource
 from app.stage import Frame
+from app.stage_timer import StageTimer
 from app.stats import FrameTimes
 
 LOG = logging.getLogger(__name__)
@@ -37,8 +43,10 @@ class Capture:
         reconnect_attempts: int = 0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 8.0,
+        timer: StageTimer | None = None,
     ) -> None:
         self.source = source
+        self.timer = timer
         self.clock = clock
         self.view = view or ViewState()
         self.paced = realtime and not source.live
@@ -65,12 +73,13 @@ class Capture:
                 else:
                     stop.wait(POLL_S)
                 continue
+            started = time.perf_counter_ns()
             image = source.read()
             if image is None:
                 if source.live and self._reconnect(stop):
                     continue
                 return None
-            now = self.clock()
+            now = self._stamp(started)
             if self.paced:
                 due = self._due(now)
                 if due is None:
@@ -80,6 +89,20 @@ class Capture:
                 now = self.clock()
             return Frame(FrameTimes(index=source.index, capture=now), image)
         return None
+
+    def _stamp(self, read_started_ns: int) -> float:
+        """The frame's capture time on :attr:`clock`; records the ``capture`` stage."""
+        now = self.clock()
+        finished = time.perf_counter_ns()
+        stamped = getattr(self.source, "last_capture_ns", None)
+        if stamped is not None:
+            age_ns = max(0, finished - stamped)
+            now -= age_ns / 1e9
+        else:
+            age_ns = finished - read_started_ns
+        if self.timer is not None:
+            self.timer.record("capture", age_ns)
+        return now
 
     def _due(self, now: float) -> float | None:
         """When a paced frame is due; ``None`` (dropped) when decoding fell a whole period behind."""

@@ -90,7 +90,10 @@ class Display:
                 shown_no_signal = True
             elif image is not None:
                 self.last = image
+                started = time.perf_counter_ns()
                 cv2.imshow(self.title, image)
+                if feed.timer is not None:
+                    feed.timer.record_since("display", started)
                 shown_no_signal = False
             elif shown_no_signal and self.last is not None:
                 cv2.imshow(self.title, self.last)

@@ -30,12 +30,14 @@ from typing import Any
 
 from app.capture import Capture
 from app.errors import StageError
+from app.gpu_stage import GpuInferCompose, uses_gpu_path
 from app.outputs import MaskWriter, VideoOutput
 from app.overlay import OverlayStyle, ViewState
 from app.sinks import DisplaySink, MaskSink, StatsSink, VideoSink
 from app.size import Size
 from app.sources import FrameSource
 from app.stage import Frame, Stage, close_all, run_chain
+from app.stage_timer import StageTimer
 from app.stages import Compose, Hud, Infer, PostProcess, Reorder
 from app.stats import StatsRecorder
 from engine.backends import InferenceBackend
@@ -128,8 +130,14 @@ class PipelineConfig:
     reconnect_attempts: int = 0  #: live sources: reopen attempts per outage, 0 = forever
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 8.0
+    #: run inference + compose on the device (:mod:`app.gpu_stage`); ``None``: when the backend declares it
+    gpu_path: bool | None = None
+    cuda_graphs: bool = True  #: on the GPU path, replay CUDA graphs where the backend declares them
 
 
+def stage_timer(backend: InferenceBackend) -> StageTimer:
+    """The per-stage timer for a pipeline on ``backend`` (CUDA events for device spans on a CUDA device)."""
+    return StageTimer(device=getattr(backend, "device", None))
 
 
 def build_stages(
@@ -142,13 +150,28 @@ def build_stages(
     masks: MaskWriter | None = None,
     display: DisplaySink | None = None,
     sinks: Sequence[Stage] = (),
+    timer: StageTimer | None = None,
+    frame_size: Size | None = None,
 ) -> tuple[list[Stage], list[Stage]]:
     """The stage lists: ``(worker stages, render stages)``.
 
-    Render order: reorder → post-process → compose → [HUD when burnt in] → video → masks → stats →
-    ``sinks`` → [HUD] → display. A new stage is one more entry here; the others do not change."""
-    workers: list[Stage] = [Infer(backend, stats.now)]
-    render: list[Stage] = [Reorder(), PostProcess(config.smooth, backend.threshold), Compose(config.style, view)]
+    Workers: infer, or on the GPU path (``config.gpu_path``, by default when the backend declares a CUDA
+    device with device tensors) one GPU infer + compose stage, which needs ``frame_size``. Render order:
+    reorder → [post-process → compose: CPU path] → [HUD when burnt in] → video → masks → stats → ``sinks``
+    → [HUD] → display. A new stage is one more entry here; the others do not change. ``timer``: the
+    stages record their times there (see :func:`app.stage.run_chain`)."""
+    gpu = uses_gpu_path(backend) if config.gpu_path is None else config.gpu_path
+    render: list[Stage] = [Reorder()]
+    if gpu:
+        if frame_size is None:
+            raise ValueError("the GPU frame path needs the frame size")
+        workers: list[Stage] = [
+            GpuInferCompose(backend, frame_size, config.style, view, config.smooth, stats.now, timer,
+                            config.cuda_graphs, masks=masks is not None)
+        ]
+    else:
+        workers = [Infer(backend, stats.now, timer)]
+        render += [PostProcess(config.smooth, backend.threshold), Compose(config.style, view)]
     hud = Hud(backend.name, stats.now, view, dropped)
     if config.burn_hud:
         render.append(hud)
@@ -165,10 +188,13 @@ def build_stages(
     return workers, render
 
 
-def run_in_one_thread(capture: Capture, workers: Sequence[Stage], render: Sequence[Stage]) -> int:
+def run_in_one_thread(
+    capture: Capture, workers: Sequence[Stage], render: Sequence[Stage], timer: StageTimer | None = None
+) -> int:
     """Run the stages frame after frame on the calling thread (no queues); returns the frames captured.
 
-    The same stage objects as :class:`Pipeline`, so comparing the two measures threading only."""
+    The same stage objects as :class:`Pipeline`, so comparing the two measures threading only.
+    ``timer``: the render stages are timed there (workers and capture record their own)."""
     stop = threading.Event()
     count = 0
     try:
@@ -176,7 +202,7 @@ def run_in_one_thread(capture: Capture, workers: Sequence[Stage], render: Sequen
             frame.sequence = count
             count += 1
             for inferred in run_chain(workers, frame):
-                run_chain(render, inferred)
+                run_chain(render, inferred, timer=timer)
     finally:
         close_all([*workers, *render])
     return count
@@ -208,6 +234,8 @@ class Pipeline:
         self.video = video
         self.masks = masks
         self.stats = stats or StatsRecorder()
+        #: Per-stage durations of every frame (``stages_ms`` in :meth:`summary`).
+        self.timer = stage_timer(backend)
         self.live = config.live or config.realtime or source.live
         self.view = ViewState(contours=config.style.contours)
         self.to_infer = FrameQueue(1 if self.live else config.queue_size, latest_wins=self.live)
@@ -220,13 +248,16 @@ class Pipeline:
             reconnect_attempts=config.reconnect_attempts,
             backoff_initial_s=config.backoff_initial_s,
             backoff_max_s=config.backoff_max_s,
+            timer=self.timer,
         )
         #: Rendered frames for the window (``config.show``), else ``None``.
         self.display = DisplaySink(Size.require(source.frame_size, "FrameSource.frame_size")) if config.show else None
         if self.display is not None:
             self.capture.listeners.append(self.display.set_no_signal)
+            self.display.timer = self.timer
         self.worker_stages, self.render_stages = build_stages(
-            config, backend, self.view, self.stats, lambda: self.dropped, video, masks, self.display, sinks
+            config, backend, self.view, self.stats, lambda: self.dropped, video, masks, self.display, sinks,
+            timer=self.timer, frame_size=source.frame_size,
         )
         self.error: StageError | None = None
         self.stop_reason: str | None = None
@@ -307,7 +338,17 @@ class Pipeline:
             error=str(self.error) if self.error else None,
             queue_high_water={"to_infer": self.to_infer.high_water, "to_render": self.to_render.high_water},
             inference_workers=self.config.inference_workers,
+            stages_ms=self.timer.summary_ms(),
+            gpu_path=self.gpu_path,
         )
+
+    @property
+    def gpu_path(self) -> dict[str, Any] | None:
+        """On the GPU frame path: whether CUDA graphs replay, or why not; ``None`` on the CPU path."""
+        stage = next((s for s in self.worker_stages if isinstance(s, GpuInferCompose)), None)
+        if stage is None:
+            return None
+        return {"device": str(stage.path.device), "cuda_graphs": stage.graphs_active, "cuda_graphs_off": stage.runner.reason}
 
     @property
     def dropped(self) -> int:
@@ -401,7 +442,7 @@ class Pipeline:
         """Run the render stages on every inferred frame; close them all at the end (outputs finalised)."""
         try:
             while (frame := self._next_item(self.to_render)) is not None:
-                run_chain(self.render_stages, frame, self._track)
+                run_chain(self.render_stages, frame, self._track, self.timer)
         finally:
             try:
                 close_all(self.render_stages)

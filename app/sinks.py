@@ -13,6 +13,7 @@ import numpy as np
 from app.outputs import MaskWriter, VideoOutput
 from app.size import Size
 from app.stage import BaseStage, Frame
+from app.stage_timer import StageTimer
 from app.stats import StatsRecorder
 
 
@@ -20,6 +21,7 @@ class VideoSink(BaseStage):
     """Appends ``frame.output`` to the overlay video; :meth:`close` finalises the file."""
 
     name = "video"
+    timing = "encode"
 
     def __init__(self, video: VideoOutput) -> None:
         self.video = video
@@ -71,7 +73,8 @@ class DisplaySink(BaseStage):
     """Hands composed frames to the window on the main thread; only the newest waits (latest wins).
 
     The window reads it through :meth:`next_image`, :attr:`finished` and :attr:`no_signal`; the
-    capture stage reports outages through :meth:`set_no_signal`."""
+    capture stage reports outages through :meth:`set_no_signal`. The window records how long showing a
+    frame takes in :attr:`timer` (stage ``display``; the pipeline sets it), from the main thread."""
 
     name = "display"
 
@@ -81,6 +84,7 @@ class DisplaySink(BaseStage):
         self._closed = False
         self._no_signal: str | None = None
         self._cond = threading.Condition()
+        self.timer: StageTimer | None = None
 
     def process(self, frame: Frame) -> list[Frame]:
         """Publish ``frame.output``, replacing one not yet shown."""

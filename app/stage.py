@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from app.stage_timer import StageTimer
 from app.stats import FrameTimes
 
 
@@ -53,6 +54,9 @@ class BaseStage:
     """A stage with nothing to finalise."""
 
     name = "stage"
+    #: The :class:`~app.stage_timer.StageTimer` stage that :func:`run_chain` times this stage's
+    #: :meth:`process` as (``None``: not timed there; a stage may record its own steps instead).
+    timing: str | None = None
 
     def process(self, frame: Frame) -> list[Frame]:
         """Hand ``frame`` on unchanged."""
@@ -62,17 +66,29 @@ class BaseStage:
         """Nothing to finalise."""
 
 
-def run_chain(stages: Sequence[Stage], frame: Frame, current: Callable[[Frame], None] | None = None) -> list[Frame]:
+def run_chain(
+    stages: Sequence[Stage],
+    frame: Frame,
+    current: Callable[[Frame], None] | None = None,
+    timer: StageTimer | None = None,
+) -> list[Frame]:
     """Pass ``frame`` through ``stages`` in order; the frames that come out of the last one.
 
-    ``current`` is told each frame before a stage processes it (the pipeline names it in errors)."""
+    ``current`` is told each frame before a stage processes it (the pipeline names it in errors).
+    ``timer``: each stage with a ``timing`` name has its :meth:`Stage.process` timed under that name
+    (call from one thread per stage list: a timer stage has one writer)."""
     frames = [frame]
     for stage in stages:
         handed: list[Frame] = []
+        timing = getattr(stage, "timing", None) if timer is not None else None
         for item in frames:
             if current is not None:
                 current(item)
-            handed.extend(stage.process(item))
+            if timing is None:
+                handed.extend(stage.process(item))
+            else:
+                with timer.span(timing):  # type: ignore[union-attr]
+                    handed.extend(stage.process(item))
         frames = handed
         if not frames:
             break

@@ -62,10 +62,16 @@ class StageRing:
         self._values[self.count % self.capacity] = duration_ns
         self.count += 1  # after the store: a reader never counts a slot that is not written yet
 
-    def snapshot(self) -> np.ndarray:
-        """A copy of the samples kept (oldest first not guaranteed; order does not matter to percentiles)."""
+    def snapshot(self, since: int = 0) -> np.ndarray:
+        """A copy of the samples kept (oldest first not guaranteed; order does not matter to percentiles).
+
+        ``since``: only the samples recorded after :attr:`count` was ``since`` (those still kept)."""
         count = self.count
-        return self._values[: min(count, self.capacity)].copy()
+        first = max(since, count - self.capacity, 0)
+        if first == 0:
+            return self._values[: min(count, self.capacity)].copy()
+        slots = np.arange(first, count) % self.capacity
+        return self._values[slots]
 
     def reset(self) -> None:
         """Forget every sample."""
@@ -233,23 +239,32 @@ class StageTimer:
         """Samples recorded for ``stage`` since the last reset."""
         return self._ring(stage).count
 
-    def samples_ms(self, stage: str) -> np.ndarray:
-        """The kept samples of ``stage`` in milliseconds (a copy)."""
-        return self._ring(stage).snapshot() / 1e6
+    def samples_ms(self, stage: str, since: int = 0) -> np.ndarray:
+        """The kept samples of ``stage`` in milliseconds (a copy); ``since``: see :meth:`StageRing.snapshot`."""
+        return self._ring(stage).snapshot(since) / 1e6
 
-    def summary_ms(self, qs: tuple[int, ...] = (50, 95, 99), digits: int = 3) -> dict[str, dict[str, float | int]]:
+    def marks(self) -> dict[str, int]:
+        """Every stage's sample count now: pass to :meth:`summary_ms` to leave out what came before (a warm-up)
+        without resetting the rings under their writers."""
+        return {name: ring.count for name, ring in self._rings.items()}
+
+    def summary_ms(
+        self, qs: tuple[int, ...] = (50, 95, 99), digits: int = 3, since: dict[str, int] | None = None
+    ) -> dict[str, dict[str, float | int]]:
         """``{stage: {"p50": .., "p95": .., "p99": .., "mean": .., "count": n}}`` in ms, for stages with samples.
 
         Percentiles and mean cover the last ``capacity`` samples; ``count`` is every sample recorded.
+        ``since`` (from :meth:`marks`): only the samples recorded after it, and ``count`` counts those.
         """
         summary: dict[str, dict[str, float | int]] = {}
         for name in self.stages:
-            values = self.samples_ms(name)
+            start = (since or {}).get(name, 0)
+            values = self.samples_ms(name, start)
             if values.size == 0:
                 continue
             row: dict[str, float | int] = {f"p{q}": round(float(v), digits) for q, v in zip(qs, np.percentile(values, qs), strict=True)}
             row["mean"] = round(float(values.mean()), digits)
-            row["count"] = self._rings[name].count
+            row["count"] = self._rings[name].count - start
             summary[name] = row
         return summary
 

@@ -5,12 +5,17 @@ Each is a :class:`app.stage.Stage`: one :meth:`process` per frame, no threads, n
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+
+import numpy as np
 
 from app.overlay import HudInfo, Overlayer, OverlayStyle, Smoother, ViewState, draw_hud
 from app.size import Size
 from app.stage import BaseStage, Frame
-from engine.backends import InferenceBackend
+from app.stage_timer import StageTimer
+from engine.backends import InferenceBackend, sigmoid
 
 Clock = Callable[[], float]
 
@@ -20,16 +25,39 @@ class Infer(BaseStage):
 
     name = "inference"
 
-    def __init__(self, backend: InferenceBackend, clock: Clock) -> None:
+    def __init__(self, backend: InferenceBackend, clock: Clock, timer: StageTimer | None = None) -> None:
+        """``timer``: record ``preprocess`` (resize) and ``inference`` (model + sigmoid) per frame; a backend
+        with its own ``predict`` (GPU backends resize on the device) is timed as ``inference`` only."""
         self.backend = backend
         self.clock = clock
+        self.timer = timer
+        self.split = type(backend).predict is InferenceBackend.predict
+        self._lock = threading.Lock()  # several worker threads record into the same rings
 
     def process(self, frame: Frame) -> list[Frame]:
         """Set ``frame.probability`` and the inference timestamps."""
         frame.times.infer_start = self.clock()
-        frame.probability = self.backend.predict(frame.image)
+        if self.timer is None:
+            frame.probability = self.backend.predict(frame.image)
+        else:
+            frame.probability = self._timed_predict(frame.image, self.timer)
         frame.times.infer_end = self.clock()
         return [frame]
+
+    def _timed_predict(self, image: np.ndarray, timer: StageTimer) -> np.ndarray:
+        start = time.perf_counter_ns()
+        if not self.split:
+            probability = self.backend.predict(image)
+            with self._lock:
+                timer.record_since("inference", start)
+            return probability
+        resized = np.ascontiguousarray(self.backend.resize_frame(image))
+        resized_at = time.perf_counter_ns()
+        probability = sigmoid(self.backend.infer(resized[None])[0, 0])
+        with self._lock:
+            timer.record("preprocess", resized_at - start)
+            timer.record_since("inference", resized_at)
+        return probability
 
 
 class Reorder(BaseStage):
@@ -57,6 +85,7 @@ class PostProcess(BaseStage):
     """Temporal smoothing of the probability, then the threshold: ``frame.mask`` at frame resolution."""
 
     name = "post-process"
+    timing = "postprocess"
 
     def __init__(self, smooth: float, threshold: float) -> None:
         self.smoother = Smoother(smooth)
@@ -74,6 +103,7 @@ class Compose(BaseStage):
     """Draws the mask on the frame as the view asks (overlay, contours, mask-only): ``frame.output``."""
 
     name = "compose"
+    timing = "compose"
 
     def __init__(self, style: OverlayStyle, view: ViewState) -> None:
         self.overlayer = Overlayer(style, threshold=0.5)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import decode_video
 
+import app.gpu_stage
 import app.sinks
 import app.stages
 from app.capture import Capture
@@ -22,9 +23,11 @@ from app.pipeline import PipelineConfig, build_stages
 from app.size import Size
 from app.sources import ImageFolderSource
 from app.stage import BaseStage, Frame, Stage, close_all, run_chain
+from app.stage_timer import StageTimer
 from app.stages import Compose, Hud, Infer, PostProcess, Reorder
 from app.stats import FrameTimes, StatsRecorder
 from engine.backends import InferenceBackend, create_backend
+from engine.backends.torch_backend import TorchBackend
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
 from synthetic.shapes import render_frame
@@ -75,13 +78,22 @@ CASES: dict[type, Callable[[InferenceBackend, Path], tuple[Stage, Frame]]] = {
     app.sinks.MaskSink: lambda b, d: (app.sinks.MaskSink(MaskWriter(d / "masks")), frame(mask=True)),
     app.sinks.StatsSink: lambda b, _: (app.sinks.StatsSink(StatsRecorder()), frame(mask=True)),
     app.sinks.DisplaySink: lambda b, _: (app.sinks.DisplaySink(SIZE), frame(mask=True)),
+    app.gpu_stage.GpuInferCompose: lambda b, _: (
+        app.gpu_stage.GpuInferCompose(torch_cpu(b), SIZE, OverlayStyle(), ViewState(), 0.5, ticking()),
+        frame(),
+    ),
 }
+
+
+def torch_cpu(backend: InferenceBackend) -> TorchBackend:
+    """The same model on torch-cpu (it runs on tensors: the GPU stage's contract on CPU tensors)."""
+    return TorchBackend(build_segmenter(backend.meta), backend.meta, device="cpu", threads=1)
 
 
 def test_every_stage_class_is_in_the_contract() -> None:
     found = {
         cls
-        for module in (app.stages, app.sinks)
+        for module in (app.stages, app.sinks, app.gpu_stage)
         for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, BaseStage) and cls is not BaseStage
     }
@@ -112,6 +124,25 @@ def test_infer_sets_probability_and_timestamps(backend: InferenceBackend) -> Non
     assert item.probability is not None and item.probability.shape == backend.input_size
     assert item.probability.min() > 0.9  # the model marks everything
     assert (item.times.infer_start, item.times.infer_end) == (0.0, 0.1)
+
+
+def test_infer_times_resize_and_model_apart(backend: InferenceBackend) -> None:
+    timer = StageTimer()
+    for _ in range(3):
+        Infer(backend, ticking(), timer).process(frame())
+    stages = timer.summary_ms()
+    assert set(stages) == {"preprocess", "inference"}  # the base predict: resize, then model + sigmoid
+    assert stages["inference"]["count"] == stages["preprocess"]["count"] == 3
+
+
+def test_run_chain_times_stages_that_name_a_timing(backend: InferenceBackend) -> None:
+    timer = StageTimer()
+    stages = [PostProcess(0.0, 0.5), Compose(OverlayStyle(), ViewState()), Reorder()]
+    for k in range(2):
+        assert run_chain(stages, frame(index=k, sequence=k, probability=0.9), timer=timer)
+    summary = timer.summary_ms()
+    assert set(summary) == {"postprocess", "compose"}  # Reorder names no timing
+    assert summary["compose"]["count"] == 2
 
 
 def test_reorder_restores_sequence_order() -> None:

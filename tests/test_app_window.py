@@ -148,6 +148,8 @@ def test_display_reads_its_sink_and_keys_change_the_view(xvfb: str, tmp_path: Pa
         display.loop()  # returns once the sink is closed and drained
         pipeline.join()
         assert pipeline.error is None and pipeline.summary()["frames"] == 8
+        shown_count = pipeline.summary()["stages_ms"]["display"]["count"]
+        assert 1 <= shown_count <= 8  # the window times each frame it shows (latest wins: it may skip some)
         assert display.last is not None and display.last.shape == (120, 160, 3)
         shot = display.screenshot()
         shown = cv2.imread(str(shot))

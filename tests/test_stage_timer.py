@@ -145,3 +145,21 @@ def test_cuda_event_spans_time_gpu_work() -> None:
     summary = timer.summary_ms()
     assert summary["inference"]["count"] == 10
     assert summary["inference"]["p50"] > 0
+
+
+def test_summary_since_marks_leaves_out_the_warm_up_without_resetting() -> None:
+    timer = StageTimer(capacity=8)
+    for _ in range(5):
+        timer.record("inference", 900_000_000)  # a slow warm-up: 900 ms
+    marks = timer.marks()
+    for ms in (1, 2, 3):
+        timer.record("inference", ms * 1_000_000)
+    timer.record("compose", 4_000_000)
+    row = timer.summary_ms(since=marks)["inference"]
+    assert row["count"] == 3 and row["p50"] == pytest.approx(2.0) and row["p99"] < 3.1
+    assert timer.summary_ms(since=marks)["compose"]["count"] == 1
+    assert timer.summary_ms()["inference"]["count"] == 8 and timer.summary_ms()["inference"]["p99"] > 800
+    for ms in range(10, 20):  # wraps the ring of 8: only the kept samples after the mark count
+        timer.record("inference", ms * 1_000_000)
+    kept = timer.samples_ms("inference", since=marks["inference"])
+    assert sorted(kept.tolist()) == [float(ms) for ms in range(12, 20)]

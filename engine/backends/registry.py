@@ -1,4 +1,5 @@
-"""What each backend can do, declared once: device, precisions, concurrent calls, thread control, CUDA graphs.
+"""What each backend can do, declared once: device, precisions, concurrent calls, thread control, CUDA graphs,
+device tensors.
 
 The app plans workers and threads from these declarations (``app/inference_plan.py``), never
 from backend names; the factory (:mod:`engine.backends.factory`) resolves ``auto`` with them.
@@ -19,6 +20,9 @@ class Capabilities:
     concurrent_calls: bool  #: ``infer``/``predict`` may run in several threads at once
     thread_control: bool  #: honours a CPU thread count (``threads=``)
     cuda_graphs: bool  #: can replay CUDA graphs (spec ``+graphs``)
+    #: runs on device tensors without host copies (``infer_tensor``, ``stream_context``): the app's
+    #: GPU-resident frame path (``app/gpu_stage.py``) is used for it
+    device_tensors: bool = False
 
     @property
     def default_precision(self) -> str:
@@ -29,8 +33,8 @@ class Capabilities:
 REGISTRY: dict[str, Capabilities] = {
     caps.name: caps
     for caps in (
-        Capabilities("tensorrt", "cuda", ("fp16", "fp32"), False, False, False),
-        Capabilities("torch-cuda", "cuda", ("fp16", "fp32"), False, False, True),
+        Capabilities("tensorrt", "cuda", ("fp16", "fp32"), False, False, False, device_tensors=True),
+        Capabilities("torch-cuda", "cuda", ("fp16", "fp32"), False, False, True, device_tensors=True),
         Capabilities("onnxruntime-tensorrt", "cuda", ("fp16", "fp32"), False, False, False),
         Capabilities("onnxruntime-cuda", "cuda", ("fp16", "fp32"), False, False, False),
         Capabilities("onnxruntime-cpu", "cpu", ("fp32", "fp16"), True, True, False),

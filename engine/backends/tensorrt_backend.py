@@ -26,6 +26,7 @@ Device memory and streams come from a :class:`~engine.backends.cuda_device.Devic
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -313,6 +314,14 @@ class TensorRTBackend(InferenceBackend):
         if not context.execute_async_v3(self.cuda.stream_handle()):
             raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
         return output.float()
+
+    def infer_tensor(self, frames: torch.Tensor) -> torch.Tensor:
+        """``uint8`` BGR ``N×H×W×3`` on the device → ``float32`` logits on the device; call inside :meth:`stream_context`."""
+        return self._execute(frames)
+
+    def stream_context(self) -> contextlib.AbstractContextManager[None]:
+        """The backend's CUDA stream as PyTorch's current stream (the GPU frame path's torch ops share it)."""
+        return self.cuda.on_stream()
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
         """``uint8`` BGR ``N×H×W×3`` → ``float32`` logits ``N×1×H×W`` (any N; run in chunks of :attr:`max_batch`)."""

@@ -132,6 +132,16 @@ class TorchBackend(InferenceBackend):
                 runner = self._graphs[shape] = _GraphRunner(self.model, shape, self.device)
             return runner(frames)
 
+    def infer_tensor(self, frames: torch.Tensor) -> torch.Tensor:
+        """``uint8`` BGR ``N×H×W×3`` on :attr:`device` → ``float32`` logits ``N×1×H×W`` on the device (no host copy).
+
+        Capturable in a caller's CUDA graph when this backend's own ``cuda_graphs`` is off."""
+        return self._run(frames)
+
+    def stream_context(self) -> contextlib.AbstractContextManager[None]:
+        """Where :meth:`infer_tensor`'s neighbours must run: PyTorch's current stream (nothing to enter)."""
+        return contextlib.nullcontext()
+
     def infer(self, frames: np.ndarray) -> np.ndarray:
         """``uint8`` BGR ``N×H×W×3`` → ``float32`` logits ``N×1×H×W``."""
         self.check_batch(frames)
