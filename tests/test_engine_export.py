@@ -169,3 +169,33 @@ def test_dynamo_exporter_matches_pytorch(model_and_meta, frames, reference, tmp_
     path = export_onnx(model, meta, tmp_path / "d.onnx", exporter="dynamo")
     logits = _run(path, frames)
     assert float(np.abs(logits - reference).max()) <= FP32_TOL * max(1.0, float(np.abs(reference).max()))
+
+
+@pytest.mark.slow
+def test_dynamo_fp32_onnx_is_converted_to_fp16_at_the_graph_level(model_and_meta, frames, reference,
+                                                                  tmp_path: Path) -> None:
+    """TensorRT >= 11 builds FP16 only from an FP16 graph; a dynamo export's weights cannot be read
+    back, so ``ensure_onnx(..., "fp16")`` converts the graph itself (cached per file digest)."""
+    model, meta = model_and_meta
+    source = export_onnx(model, meta, tmp_path / "d.onnx", exporter="dynamo")
+    with pytest.raises(OnnxModelError):
+        load_model_source(source)  # the case this path exists for
+    path, converted_meta, info = ensure_onnx(source, "fp16")
+    assert path != source and path.parent == cache_root() / "onnx" and converted_meta == meta
+    assert info["precision"] == "fp16" and info["model_hash"] == weights_digest(model)
+    proto = onnx.load(str(path))
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    assert {init.data_type for init in proto.graph.initializer} & floats == {onnx.TensorProto.FLOAT16}
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    fp32, fp16 = _run(source, frames), _run(path, frames)
+    assert fp16.dtype == np.float32 and fp16.shape == fp32.shape == reference.shape
+    scale = max(1.0, float(np.abs(fp32).max()))
+    assert float(np.abs(fp16 - fp32).max()) <= FP16_TOL * scale
+    assert mask_iou(fp16 >= 0, fp32 >= 0) >= 0.99
+    stamp = path.stat().st_mtime_ns
+    assert ensure_onnx(source, "fp16")[0] == path and path.stat().st_mtime_ns == stamp  # converted once
+    path.write_bytes(b"corrupt")
+    assert ensure_onnx(source, "fp16")[0] == path and read_onnx_meta(path)[1]["precision"] == "fp16"  # repaired
+    with pytest.raises(OnnxModelError, match=r"is a fp16 ONNX file and a fp32 graph is needed.*Pass the \.pt"):
+        ensure_onnx(path, "fp32")  # no way back to fp32 from a graph whose weights cannot be read back

@@ -609,20 +609,21 @@ def test_timing_cache_failures_never_lose_the_engine(trt10: tuple[types.ModuleTy
 # ---------------------------------------------------------------------------------------------
 # TensorRT 11 with an FP32 ONNX whose weights cannot be read back; engine build; auto fallback
 # ---------------------------------------------------------------------------------------------
-def test_trt11_fp16_from_an_unreadable_fp32_onnx_names_the_file_and_the_fix(
+def test_trt11_fp16_from_a_dynamo_fp32_onnx_builds_from_a_graph_level_fp16_conversion(
         checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "tensorrt", make_tensorrt("11.0.0.114", Journal()))
+    journal = Journal()
+    monkeypatch.setitem(sys.modules, "tensorrt", make_tensorrt("11.0.0.114", journal))
     model, meta = load_model_source(checkpoint)
-    path = export_onnx(model, meta, tmp_path / "dynamo-like.onnx")
-    proto = onnx.load(str(path))
-    renamed = {init.name: f"p{i}" for i, init in enumerate(proto.graph.initializer)}  # as the dynamo exporter does
-    for init in proto.graph.initializer:
-        init.name = renamed[init.name]
-    for node in proto.graph.node:
-        node.input[:] = [renamed.get(name, name) for name in node.input]
-    onnx.save(proto, str(path))
-    with pytest.raises(OnnxModelError, match=r"dynamo-like\.onnx is a fp32 ONNX file.*Pass the \.pt checkpoint"):
-        _backend(path, tmp_path / "engines", precision="fp16")
+    path = export_onnx(model, meta, tmp_path / "dynamo.onnx", exporter="dynamo")
+    with pytest.raises(OnnxModelError):
+        load_model_source(path)  # its weights cannot be read back: the PyTorch re-export is impossible
+    backend = _backend(path, tmp_path / "engines", precision="fp16")
+    (build,) = journal.builds
+    assert backend.key.build_path == "strongly-typed-fp16-onnx" and build["strongly_typed"]
+    assert build["compute"] == "fp16"  # strongly typed: the compute type is the graph's weight type
+    assert journal.parsed_paths[-1] != str(path.resolve())  # the converted graph, not the fp32 file
+    frames = draw_frames(2, *SIZE, seed=4)
+    np.testing.assert_array_equal(backend.infer(frames), stand_in_logits(frames))
     assert _backend(path, tmp_path / "engines", precision="fp32").key.build_path == "fp32"
 
 
