@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from app.overlay import OverlayStyle
 from app.stage_timer import StageTimer
+from engine.backends.torch_backend import resize_on_device
 
 LOG = logging.getLogger(__name__)
 
@@ -52,13 +53,9 @@ Infer = Callable[[torch.Tensor], torch.Tensor]  #: ``uint8`` BGR ``1×h×w×3`` 
 
 
 def resize_frame(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``uint8`` ``H×W×3`` → ``uint8`` ``h×w×3`` at ``size`` = ``(h, w)`` (bilinear, antialiased, rounded)."""
-    height, width = size
-    if tuple(image.shape[:2]) == (height, width):
-        return image
-    nchw = image.permute(2, 0, 1)[None].float()
-    nchw = F.interpolate(nchw, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return nchw.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
+    """``uint8`` ``H×W×3`` → ``uint8`` ``h×w×3`` at ``size`` = ``(h, w)``: the torch backends' own resize
+    (:func:`engine.backends.torch_backend.resize_on_device`), so both GPU paths feed the model alike."""
+    return resize_on_device(image, size)
 
 
 def probability_from_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
+from models.unet import preset
 from synthetic.shapes import INSTRUMENT_BGR, bar_frame
 
 __all__ = ["INSTRUMENT_BGR", "decode_video", "draw_frame", "write_dvrk_video"]
@@ -57,3 +59,13 @@ def make_dvrk(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+def fast_checkpoint(folder: Path, instrument_bias: float | None = None) -> Path:
+    """A random-weights ``fast`` checkpoint in ``folder``; with ``instrument_bias`` the head bias is set so
+    that every pixel is "instrument" (the overlay covers the whole frame)."""
+    meta = ModelMeta(config=preset("fast"))
+    model = build_segmenter(meta)
+    if instrument_bias is not None:
+        model.unet.head.bias.data.fill_(instrument_bias)
+    return save_checkpoint(folder / "fast.pt", model, meta)

@@ -7,22 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import decode_video
+from conftest import decode_video, fast_checkpoint
 
 from app.bench import MODES, format_table, main, naive_loop, threaded_pipeline
 from engine.backends import create_backend
-from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
-from models.unet import preset
 from synthetic.shapes import write_test_video
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weights ``fast`` model whose head bias makes every pixel "instrument"."""
-    meta = ModelMeta(config=preset("fast"))
-    model = build_segmenter(meta)
-    model.unet.head.bias.data.fill_(2.0)
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "fast.pt", model, meta)
+    return fast_checkpoint(tmp_path_factory.mktemp("model"), instrument_bias=2.0)
 
 
 def test_bench_writes_json_for_naive_and_threaded(

@@ -11,11 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import decode_video
+from conftest import decode_video, fast_checkpoint
 
 from app.__main__ import main
-from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
-from models.unet import preset
 from synthetic.shapes import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,8 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    meta = ModelMeta(config=preset("fast"))
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "fast.pt", build_segmenter(meta), meta)
+    return fast_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import decode_video
+from conftest import decode_video, fast_checkpoint
 
 from app.__main__ import main
 from app.errors import SetupError
@@ -22,18 +22,13 @@ from app.size import Size
 from app.sources import FrameSource, ImageFolderSource, open_source
 from app.stats import StatsRecorder
 from engine.backends import InferenceBackend, create_backend
-from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
-from models.unet import preset
 from synthetic.shapes import render_frame, write_test_video
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weights ``fast`` model whose head bias makes every pixel "instrument"."""
-    meta = ModelMeta(config=preset("fast"))
-    model = build_segmenter(meta)
-    model.unet.head.bias.data.fill_(2.0)
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "fast.pt", model, meta)
+    return fast_checkpoint(tmp_path_factory.mktemp("model"), instrument_bias=2.0)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import decode_video
+from conftest import decode_video, fast_checkpoint
 
 from app.__main__ import main
 from app.encoders import open_encoder
@@ -27,8 +27,6 @@ from app.redact import redact
 from app.size import Size
 from app.sources import open_source
 from engine.backends import InferenceBackend, create_backend
-from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
-from models.unet import preset
 from synthetic.shapes import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +35,7 @@ SECRET = "s3cr3t-pw"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    meta = ModelMeta(config=preset("fast"))
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "fast.pt", build_segmenter(meta), meta)
+    return fast_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import fast_checkpoint
 
 from app.__main__ import main
 from app.encoders import encoder_opens
-from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
-from models.unet import preset
 from synthetic.shapes import write_test_video
 
 SECRET = "s3cr3t-pw"
@@ -158,8 +157,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    meta = ModelMeta(config=preset("fast"))
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "fast.pt", build_segmenter(meta), meta)
+    return fast_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from app.live_source import pattern_frames
 from app.overlay import Overlayer, OverlayStyle, Smoother, ViewState
 from app.size import Size
 from app.stage_timer import StageTimer
-from engine.backends.torch_backend import resize_on_device
 
 HEIGHT, WIDTH = 360, 640  # frame
 INPUT = (128, 160)  # model input (h, w)
@@ -161,11 +160,10 @@ def test_threshold_level_and_mask_agree_with_the_overlay_at_model_size() -> None
         assert np.array_equal(got, expected)  # no resampling: exactly the same decision
 
 
-def test_resize_frame_matches_the_cuda_backends_resize() -> None:
+def test_resize_frame_is_close_to_the_cpu_backends_resize() -> None:
     image = torch.from_numpy(frames(1)[0])
     got = g.resize_frame(image, INPUT)
     assert got.dtype == torch.uint8 and tuple(got.shape) == (*INPUT, 3)
-    assert torch.equal(got, resize_on_device(image, INPUT))
     area = cv2.resize(frames(1)[0], (INPUT[1], INPUT[0]), interpolation=cv2.INTER_AREA)
     assert np.abs(got.numpy().astype(int) - area).mean() < 3.0  # the CPU backends' resize, close but not equal
 
