@@ -145,6 +145,7 @@ def run_live(run: LiveRun, backend: InferenceBackend, config: PipelineConfig) ->
         "gpu_path": pipeline.gpu_path,
         "inference_workers": config.inference_workers,
         "recording": str(run.record) if run.record is not None else None,
+        "recording_codec": video.codec if video is not None else None,  # h264_nvenc, libx264, mp4v or MJPG
         "cpus": os.cpu_count(),
         "load_average_before": round(load, 2),
         "machine": platform.platform(),

@@ -42,6 +42,7 @@ def test_live_bench_json_has_the_issue_fields_and_records(checkpoint: Path, tmp_
     assert all(set(row) >= {"p50", "p99"} and row["p50"] <= row["p99"] for row in stages.values())
     assert data["limiting_stage"] == max(stages, key=lambda name: stages[name]["p50"])
     assert data["gpu_path"] is None and data["recording"] == str(video)
+    assert data["recording_codec"] == "libx264"  # PyAV installed, no NVIDIA GPU here: H.264 through libx264
     assert data["command"].startswith("python -m app.bench --live 192x108@30")
     recorded = decode_video(video)
     assert len(recorded) >= data["frames"] and recorded[0].shape == (108, 192, 3)  # warm-up frames are recorded too
