@@ -12,7 +12,8 @@
 # card, more videos: per-video seeds depend only on the data set seed and the video number, so the first
 # 60/29 videos are the model card's). Results land in $OUT: session.log, a/ and b/ (best.pt, metrics.json,
 # train.log). realdev is scored afterwards on the project machine, never here.
-# SMOKE=1 runs the same steps at toy sizes on the CPU.
+# Overridable: VARIANTS (default "a b"; "b" gives one run the whole machine), INIT (checkpoint to
+# fine-tune), LR, DATA. SMOKE=1 runs the same steps at toy sizes on the CPU.
 set -u -o pipefail
 : "${OUT:?set OUT to the folder for the results}"
 : "${REAL:?set REAL to the robustmis folder (images/ + masks/)}"
@@ -21,7 +22,9 @@ LIMIT=${GPU_SESSION_SECONDS:-540}  # wall-clock seconds for the whole script
 SMOKE=${SMOKE:-0}
 CORES=$(nproc)
 DATA=${DATA:-data/gpu9}  # generated data sets (synth_a, synth_x) go here
-mkdir -p "$OUT/a" "$OUT/b"
+VARIANTS=${VARIANTS:-a b}  # which of the two runs; one alone gets all the cores
+INIT=${INIT:-models/weights/synthetic-only.pt} LR=${LR:-2e-3}
+mkdir -p "$OUT"
 left() { echo $((LIMIT - SECONDS)); }
 
 if [ "$SMOKE" = 1 ]; then
@@ -45,23 +48,30 @@ python3 -m training.generate dataset --out "$DATA/synth_x" --videos "$VIDEOS_X" 
   --extended-instruments --workers "$CORES" --no-progress || exit 1
 
 MINUTES=$(python3 -c "print(round(max(0.1, ($(left) - $RESERVE) / 60), 2))")
-HALF=$((CORES / 2))
-echo "== train a (2 1 1) and b (1 1 1) side by side for ${MINUTES} min each (left $(left) s)"
+read -r -a NAMES <<< "$VARIANTS"
+SHARE=$((CORES / ${#NAMES[@]}))  # CPU cores for each run's cache and loader
+echo "== train ${VARIANTS} side by side for ${MINUTES} min each (left $(left) s)"
 train() {  # train NAME WEIGHTS...
   local name=$1; shift
   python3 -m training.train --data "$REAL" "$DATA/synth_a" "$DATA/synth_x" --data-weights "$@" \
     --epoch-samples "$SAMPLES" --epochs 100000 --max-train-minutes "$MINUTES" --anneal-to-budget --warmup-steps 300 \
-    --augment footage+negatives --init-from models/weights/synthetic-only.pt --out "runs/gpu9_$name" \
-    --batch-size "$BATCH" --lr 2e-3 --workers "$HALF" --loader-workers $((HALF > 2 ? HALF - 1 : 1)) --patience 0 \
+    --augment footage+negatives --init-from "$INIT" --out "runs/gpu9_$name" \
+    --batch-size "$BATCH" --lr "$LR" --workers "$SHARE" --loader-workers $((SHARE > 2 ? SHARE - 1 : 1)) --patience 0 \
     --seed 0 --val-videos "$VAL" > "$OUT/train-$name.log" 2>&1
   echo "training $name ended with status $?"
 }
-train a 2 1 1 &
-pid_a=$!
-train b 1 1 1 &
-pid_b=$!
-wait "$pid_a" "$pid_b"
-for name in a b; do
+pids=()
+for name in "${NAMES[@]}"; do
+  case $name in
+    a) train a 2 1 1 & ;;
+    b) train b 1 1 1 & ;;
+    *) echo "unknown variant $name (expected a or b)"; exit 2 ;;
+  esac
+  pids+=($!)
+done
+wait "${pids[@]}"
+for name in "${NAMES[@]}"; do
+  mkdir -p "$OUT/$name"
   tail -n 25 "$OUT/train-$name.log"
   cp "runs/gpu9_$name/best.pt" "runs/gpu9_$name/metrics.json" "$OUT/$name/" \
     || echo "copy of $name failed"
