@@ -33,14 +33,15 @@ def test_torchrun_two_processes_gloo(make_dvrk, tmp_path: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
         pytest.fail(f"torchrun did not finish in 240 s:\n{stdout[-3000:]}\n{stderr[-3000:]}")
-    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    assert stdout.count("epoch   1") == 1  # only rank 0 logs
+    log = stdout[-3000:] + stderr[-3000:]  # in every message: a failure under load must be diagnosable
+    assert process.returncode == 0, log
+    assert stdout.count("epoch   1") == 1, log  # only rank 0 logs
     summary = json.loads((out / "metrics.json").read_text())
-    assert summary["world_size"] == 2 and summary["epochs_done"] == 2
+    assert summary["world_size"] == 2 and summary["epochs_done"] == 2, (summary, log)
     # 8 training frames over 2 ranks x batch 2 = 2 steps per rank per epoch, all 8 images seen once.
-    assert summary["epochs"][0]["train_images"] == 8
+    assert summary["epochs"][0]["train_images"] == 8, (summary["epochs"][0], log)
     digests = summary["rank_weight_digests"]
-    assert len(digests) == 2 and digests[0] == digests[1], "DDP ranks ended with different weights"
+    assert len(digests) == 2 and digests[0] == digests[1], f"DDP ranks ended with different weights {digests}\n{log}"
     model, meta = load_checkpoint(out / "last.pt")
     assert weights_digest(model) == digests[0]
     assert meta.training["world_size"] == 2 and meta.training["command"].startswith("torchrun --nproc_per_node 2")
