@@ -10,6 +10,7 @@ from conftest import decode_video
 
 from app.__main__ import main as app_main
 from app.bench import main
+from app.encoders import encoder_opens
 from app.live_bench import LiveFrameSource, goal, limiting_stage
 from app.live_source import LiveSource, parse_live_spec
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
@@ -42,7 +43,8 @@ def test_live_bench_json_has_the_issue_fields_and_records(checkpoint: Path, tmp_
     assert all(set(row) >= {"p50", "p99"} and row["p50"] <= row["p99"] for row in stages.values())
     assert data["limiting_stage"] == max(stages, key=lambda name: stages[name]["p50"])
     assert data["gpu_path"] is None and data["recording"] == str(video)
-    assert data["recording_codec"] == "libx264"  # PyAV installed, no NVIDIA GPU here: H.264 through libx264
+    # --codec auto: H.264 through NVENC where it opens, else libx264 (PyAV is a test requirement)
+    assert data["recording_codec"] == ("h264_nvenc" if encoder_opens("h264_nvenc") else "libx264")
     assert data["command"].startswith("python -m app.bench --live 192x108@30")
     recorded = decode_video(video)
     assert len(recorded) >= data["frames"] and recorded[0].shape == (108, 192, 3)  # warm-up frames are recorded too

@@ -3,13 +3,13 @@
 #   OUT=DIR REAL=DIR bash docs/benchmarks/issue9-gpu.sh 2>&1 | tee "$OUT/session.log"
 # Trains the shipped `fast` U-Net on real + generated frames with the CPU recipe of the model card
 # (footage+negatives, fine-tuned from synthetic-only.pt, validation on ROBUST-MIS prokto3/rektum3 and
-# generated videos, best epoch and threshold by the mean per-data-set IoU) for a GPU budget, two
-# variants side by side on the one GPU, each with half the CPU cores for its loader:
-#   a: --data-weights 2 1 1 (half real, as shipped)    b: --data-weights 1 1 1 (a third real)
-# REAL is a folder named `robustmis` holding ROBUST-MIS `images/` + `masks/` (the ../shared/realtrain frames,
-# or a copy outside the repository already resized to the 256x320 training input, as the session used: the
-# frames; they never enter the repository). Only the generated data is made here (same seeds as the model
-# card, more videos: per-video seeds depend only on the data set seed and the video number, so the first
+# generated videos, best epoch and threshold by the mean per-data-set IoU) for a GPU budget. VARIANTS picks
+# the runs, trained side by side on the one GPU with the CPU cores shared between their loaders:
+#   a: --data-weights 2 1 1 (half real, as in the CPU run)    b: --data-weights 1 1 1 (a third real)
+# REAL is a folder named `robustmis` holding the ROBUST-MIS `images/` + `masks/` of ../shared/realtrain, or
+# a copy of them outside the repository resized to the 256x320 training input (what the lent machine's
+# transfer limit required); they never enter the repository. Only the generated data is made here (same
+# seeds as the model card, more videos: per-video seeds depend only on the data set seed and the video number, so the first
 # 60/29 videos are the model card's). Results land in $OUT: session.log, a/ and b/ (best.pt, metrics.json,
 # train.log). realdev is scored afterwards on the project machine, never here.
 # Overridable: VARIANTS (default "a b"; "b" gives one run the whole machine), INIT (checkpoint to
