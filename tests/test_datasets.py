@@ -260,24 +260,59 @@ def test_footage_augmentations_keep_image_and_mask_consistent() -> None:
     every = replace(every, **{k: 1.0 for k in ("p_color_cast", "p_haze", "p_motion_blur", "p_overexpose", "p_specular")})
     changed, same_mask = footage(image, mask, rng, every)
     assert np.array_equal(same_mask, mask) and not np.array_equal(changed, image)
-    assert set(AUGMENT_PRESETS) == {"basic", "footage", "footage+negatives"}
+    assert set(AUGMENT_PRESETS) == {"basic", "footage", "footage+negatives", "footage+negatives+lobes"}
     with pytest.raises(ValueError, match="augmentation preset 'heavy'"):
         augment_preset("heavy")
 
 
 def test_hard_negatives_are_drawn_behind_the_instruments_only() -> None:
-    """Pale organs and glare change background pixels, never an instrument pixel, never the mask,
-    and never the black surround of a field stop."""
-    from training.augment import glare, pale_organ
+    """Pale organs, pale lobes and glare change background pixels, never an instrument pixel, never the
+    mask, and never the black surround of a field stop."""
+    from training.augment import glare, pale_lobe, pale_organ
 
     image, mask = draw_frame(5, 96, 128)
     mask = (mask > 0).astype(np.uint8)
     image[:, :10] = 0  # a black field-stop surround
     rng = np.random.default_rng(2)
     changed_background = False
-    for draw in (pale_organ, glare) * 10:
+    for draw in (pale_organ, pale_lobe, glare) * 10:
         out = draw(image, mask, rng)
         assert np.array_equal(out[mask == 1], image[mask == 1])
         assert np.array_equal(out[:, :10], image[:, :10])
         changed_background |= not np.array_equal(out[mask == 0], image[mask == 0])
     assert changed_background
+
+
+def test_pale_lobe_is_an_elongated_shape_from_a_frame_edge() -> None:
+    """The lobe reaches in from a frame edge and is much longer than it is wide (the shaft-like outline
+    it is there to teach apart from a shaft)."""
+    from training.augment import _lobe_shape
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        shape, radius = _lobe_shape(rng, 64, 80)
+        assert shape.max() == 1.0
+        edges = np.concatenate([shape[0], shape[-1], shape[:, 0], shape[:, -1]])
+        assert edges.any(), "the lobe must enter from a frame edge"
+        assert shape.sum() < 0.8 * shape.size
+        ys, xs = np.nonzero(shape)
+        extent = max(np.ptp(xs), np.ptp(ys)) + 1
+        assert extent > 3 * radius, (extent, radius)
+
+
+def test_presets_without_lobes_keep_their_random_streams() -> None:
+    """Adding the lobe did not change what the older presets draw: ``footage+negatives`` with the same
+    seed gives the same image as the lobe preset with the lobe switched off."""
+    from dataclasses import replace
+
+    from training.augment import augment, augment_preset
+
+    image, mask = draw_frame(6, 64, 80)
+    mask = (mask > 0).astype(np.uint8)
+    old = augment(image, mask, np.random.default_rng(9), augment_preset("footage+negatives"))
+    no_lobe = replace(augment_preset("footage+negatives+lobes"), p_pale_lobe=0.0)
+    new = augment(image, mask, np.random.default_rng(9), no_lobe)
+    assert np.array_equal(old[0], new[0]) and np.array_equal(old[1], new[1])
+    lobed = replace(no_lobe, p_pale_lobe=1.0)
+    assert augment_preset("footage+negatives+lobes").p_pale_lobe > 0
+    assert not np.array_equal(augment(image, mask, np.random.default_rng(9), lobed)[0], old[0])

@@ -7,7 +7,7 @@ temperature, blur, noise, JPEG) only touch the image.
 
 The "footage" operations model real endoscopes the training data does not show: monochrome
 sensors, strong colour casts, haze and smoke, motion blur, over-exposure, specular highlights
-and field stops (circular, rectangular or none). Hard negatives (pale glossy organs, large glare)
+and field stops (circular, rectangular or none). Hard negatives (pale glossy organs, large glare, elongated pale lobes)
 are drawn only where the mask is background, behind the instruments, so labels stay exact. A field stop blacks out the image outside the
 stop and clears the mask there too (nothing is visible, so nothing is instrument). Every random draw comes from the
 ``numpy.random.Generator`` passed in, so a given (seed, epoch, index) is reproducible.
@@ -59,6 +59,7 @@ class AugmentConfig:
     # hard negatives drawn BEHIND the instruments (only where the mask is 0), so labels stay exact
     p_pale_organ: float = 0.0
     p_glare: float = 0.0
+    p_pale_lobe: float = 0.0  # drawn only when > 0, so presets without it keep their random streams
 
 
 FOOTAGE = dict(
@@ -75,18 +76,25 @@ FOOTAGE = dict(
 HARD_NEGATIVES = dict(p_pale_organ=0.3, p_glare=0.15)
 """Probabilities of the background hard negatives in the ``footage+negatives`` preset."""
 
-AUGMENT_PRESETS = ("basic", "footage", "footage+negatives")
+PALE_LOBES = dict(p_pale_lobe=0.35)
+"""Probability of the elongated pale lobe in the ``footage+negatives+lobes`` preset."""
+
+AUGMENT_PRESETS = ("basic", "footage", "footage+negatives", "footage+negatives+lobes")
 
 
 def augment_preset(name: str) -> AugmentConfig:
     """``basic``: geometry, colour, blur, noise, JPEG; ``footage``: basic plus the real-footage operations;
-    ``footage+negatives``: footage plus pale glossy organs and glare drawn behind the instruments."""
+    ``footage+negatives``: footage plus pale glossy organs and glare drawn behind the instruments;
+    ``footage+negatives+lobes``: also elongated pale lobes (bowel loops, fat pads, ducts) entering from a frame
+    edge, the shaft-like shapes a model confuses with pale plastic instruments."""
     if name == "basic":
         return AugmentConfig()
     if name == "footage":
         return AugmentConfig(**FOOTAGE)
     if name == "footage+negatives":
         return AugmentConfig(**FOOTAGE, **HARD_NEGATIVES)
+    if name == "footage+negatives+lobes":
+        return AugmentConfig(**FOOTAGE, **HARD_NEGATIVES, **PALE_LOBES)
     raise ValueError(f"augmentation preset {name!r}: expected one of {', '.join(AUGMENT_PRESETS)}")
 
 
@@ -248,6 +256,53 @@ def pale_organ(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) ->
     return _behind_instruments(image, mask, layer, alpha * rng.uniform(0.85, 1.0))
 
 
+PALE_LOBE_BGR = ((0.90, 0.84, 0.78), (0.86, 0.87, 0.88), (0.70, 0.84, 0.90), (0.78, 0.80, 0.92), (0.80, 0.86, 0.84))
+"""Pale-blue serosa, white-grey fascia, cream fat, pinkish bowel and greyish-green duct (BGR, 0..1)."""
+
+
+def _lobe_shape(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, float]:
+    """(filled 0/1 shape, mean radius in px) of a curved, tapering tube that enters from a random frame edge,
+    drawn as a chain of discs along a wandering centreline."""
+    shape = np.zeros((height, width), np.float32)
+    side = int(rng.integers(4))
+    along = rng.uniform(0.15, 0.85)
+    x, y = ((along * width, 0.0), (width - 1.0, along * height), (along * width, height - 1.0), (0.0, along * height))[side]
+    heading = (math.pi / 2, math.pi, -math.pi / 2, 0.0)[side] + rng.uniform(-0.6, 0.6)
+    radius = rng.uniform(0.05, 0.14) * min(height, width)
+    length = rng.uniform(0.3, 0.8) * math.hypot(height, width)
+    steps = max(8, int(length / max(1.0, radius * 0.4)))
+    bend, phase = rng.normal(0, 1.2) / steps, rng.uniform(0, 2 * math.pi)
+    for i in range(steps):
+        t = i / (steps - 1)
+        taper = min(1.0, 4.0 * (1.0 - t)) ** 0.5 if t > 0.75 else 1.0  # rounded, narrowing end
+        r = radius * (1.0 + 0.25 * math.sin(phase + 6.0 * t)) * max(0.35, taper)
+        cv2.circle(shape, (int(x), int(y)), max(1, int(r)), 1.0, -1)
+        heading += bend
+        x, y = x + math.cos(heading) * length / steps, y + math.sin(heading) * length / steps
+    return shape, radius
+
+
+def pale_lobe(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An elongated pale, glossy lobe behind the instruments: tube-like tissue (bowel loop, fat pad, duct)
+    reaching in from a frame edge, with soft edges, rounded shading across its width and a wet ridge
+    highlight. It has the outline of a pale plastic shaft but not its straight, sharp edges."""
+    height, width = mask.shape[:2]
+    small_h, small_w = max(16, height // 4), max(16, width // 4)
+    shape, radius = _lobe_shape(rng, small_h, small_w)
+    inside = cv2.distanceTransform((shape > 0).astype(np.uint8), cv2.DIST_L2, 3)
+    dome = cv2.GaussianBlur(np.clip(inside / max(radius, 1.0), 0, 1), (0, 0), max(0.5, 0.3 * radius))
+    dome = dome / max(float(dome.max()), 1e-6)
+    alpha = cv2.GaussianBlur(shape, (0, 0), max(0.5, rng.uniform(0.08, 0.25) * radius))
+    size = (width, height)
+    alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
+    dome = cv2.resize(dome, size, interpolation=cv2.INTER_LINEAR)
+    colour = np.asarray(PALE_LOBE_BGR[int(rng.integers(len(PALE_LOBE_BGR)))], np.float32) * rng.uniform(0.75, 1.05)
+    shade = (0.45 + 0.55 * np.sqrt(dome)) * rng.uniform(0.7, 1.0)
+    ridge = np.clip(dome - rng.uniform(0.75, 0.95), 0, None) * rng.uniform(1.5, 4.0)
+    layer = np.clip(colour[None, None] * shade[..., None] + ridge[..., None], 0, 1) * 255.0
+    return _behind_instruments(image, mask, layer, alpha * rng.uniform(0.85, 1.0))
+
+
 def glare(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A large saturated white glare (light source close to wet tissue) behind the instruments."""
     alpha, _ = _soft_blob(rng, *mask.shape[:2], ellipse=False)
@@ -287,6 +342,8 @@ def footage(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: 
         image = pale_organ(image, mask, rng)
     if rng.random() < cfg.p_glare:
         image = glare(image, mask, rng)
+    if cfg.p_pale_lobe > 0 and rng.random() < cfg.p_pale_lobe:
+        image = pale_lobe(image, mask, rng)
     if rng.random() < cfg.p_haze:
         image = haze(image, rng, cfg)
     if rng.random() < cfg.p_motion_blur:

@@ -13,7 +13,7 @@
 # 60/29 videos are the model card's). Results land in $OUT: session.log, a/ and b/ (best.pt, metrics.json,
 # train.log). realdev is scored afterwards on the project machine, never here.
 # Overridable: VARIANTS (default "a b"; "b" gives one run the whole machine), INIT (checkpoint to
-# fine-tune), LR, DATA. SMOKE=1 runs the same steps at toy sizes on the CPU.
+# fine-tune), LR, DATA, AUGMENT (default footage+negatives; see training/augment.py). SMOKE=1 runs the same steps at toy sizes on the CPU.
 set -u -o pipefail
 : "${OUT:?set OUT to the folder for the results}"
 : "${REAL:?set REAL to the robustmis folder (images/ + masks/)}"
@@ -23,7 +23,7 @@ SMOKE=${SMOKE:-0}
 CORES=$(nproc)
 DATA=${DATA:-data/gpu9}  # generated data sets (synth_a, synth_x) go here
 VARIANTS=${VARIANTS:-a b}  # which of the two runs; one alone gets all the cores
-INIT=${INIT:-models/weights/synthetic-only.pt} LR=${LR:-2e-3}
+INIT=${INIT:-models/weights/synthetic-only.pt} LR=${LR:-2e-3} AUGMENT=${AUGMENT:-footage+negatives}
 mkdir -p "$OUT"
 left() { echo $((LIMIT - SECONDS)); }
 
@@ -55,7 +55,7 @@ train() {  # train NAME WEIGHTS...
   local name=$1; shift
   python3 -m training.train --data "$REAL" "$DATA/synth_a" "$DATA/synth_x" --data-weights "$@" \
     --epoch-samples "$SAMPLES" --epochs 100000 --max-train-minutes "$MINUTES" --anneal-to-budget --warmup-steps 300 \
-    --augment footage+negatives --init-from "$INIT" --out "runs/gpu9_$name" \
+    --augment "$AUGMENT" --init-from "$INIT" --out "runs/gpu9_$name" \
     --batch-size "$BATCH" --lr "$LR" --workers "$SHARE" --loader-workers $((SHARE > 2 ? SHARE - 1 : 1)) --patience 0 \
     --seed 0 --val-videos "$VAL" > "$OUT/train-$name.log" 2>&1
   echo "training $name ended with status $?"
