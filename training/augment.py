@@ -258,8 +258,8 @@ def pale_organ(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) ->
 
 PALE_LOBE_BGR = ((0.90, 0.84, 0.78), (0.70, 0.84, 0.90), (0.78, 0.80, 0.92), (0.80, 0.86, 0.84))
 """Pale-blue serosa, cream fat, pinkish bowel and greyish-green duct (BGR, 0..1). No neutral grey-white: that is
-the colour of metal and white plastic shafts, and a grey lobe taught the model to miss real grey shafts
-(validation recall on ROBUST-MIS fell in the first trial, see the model card)."""
+the colour of metal and white plastic shafts; a first trial with it (and a higher probability) lost precision on
+the real validation frames (see the model card)."""
 
 
 def _lobe_shape(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, float]:
