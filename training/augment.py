@@ -263,7 +263,7 @@ the real validation frames (see the model card)."""
 
 
 def _lobe_shape(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, float]:
-    """(filled 0/1 shape, mean radius in px) of a curved, tapering tube that enters from a random frame edge,
+    """(filled 0/1 shape, base radius in px) of a curved, tapering tube that enters from a random frame edge,
     drawn as a chain of discs along a wandering centreline."""
     shape = np.zeros((height, width), np.float32)
     side = int(rng.integers(4))
