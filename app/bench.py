@@ -22,6 +22,10 @@ p50/p95/p99 from :class:`app.stage_timer.StageTimer`).
 ``--live 1080p60 --seconds S``: the live latency bench instead (:mod:`app.live_bench`): a built-in live
 source at that size and rate through the real pipeline, capture → overlay-ready latency, drops, per-stage
 times and the limiting stage (``--cuda-graphs/--no-cuda-graphs`` on GPU backends, ``--record FILE.mp4``).
+
+``--soak 1080p60 --minutes 30 --output-dir DIR``: the soak test (:mod:`app.soak`): the same live pipeline,
+recording to ``DIR``, for that long; a line per minute (RSS, fds, threads, latency, drops, output size), the
+report to ``--json`` (default beside the recording) and exit code 1 when a pass rule fails.
 """
 
 from __future__ import annotations
@@ -45,13 +49,14 @@ from app.capture import Capture
 from app.demo import generated_video
 from app.encoders import CODEC_CHOICES, DEFAULT_X264_PRESET, resolve_codec
 from app.errors import SetupError
-from app.inference_plan import plan_inference
+from app.inference_plan import InferencePlan, plan_inference
 from app.live_bench import LiveRun, format_report, run_live
 from app.live_source import GENERATORS, parse_live_spec
 from app.outputs import VideoOutput
 from app.overlay import ViewState
 from app.pipeline import Pipeline, PipelineConfig, build_stages, run_in_one_thread, stage_timer
 from app.size import Size
+from app.soak import SoakRun, format_row, format_verdict, run_soak
 from app.sources import open_source
 from app.stats import StatsRecorder
 from engine.backends import BACKEND_NAMES, InferenceBackend, create_backend
@@ -155,6 +160,14 @@ def format_stages(stages_ms: dict[str, dict[str, float | int]]) -> str:
     return "\n".join(lines)
 
 
+def _live_backend(args: argparse.Namespace, workdir: Path) -> tuple[Path, InferencePlan, InferenceBackend, int]:
+    """``--live`` / ``--soak``: the checkpoint, inference plan, backend and inference workers from the options."""
+    checkpoint = bench_checkpoint(args.checkpoint, workdir)
+    plan = plan_inference(args.backend, args.inference_workers, args.threads)
+    backend = create_backend(checkpoint, args.backend, threads=plan.threads)
+    return checkpoint, plan, backend, plan.workers_for(backend)
+
+
 def live_main(args: argparse.Namespace, argv: list[str]) -> int:
     """``--live``: one live latency run (:func:`app.live_bench.run_live`); prints it and writes ``--json``."""
     with tempfile.TemporaryDirectory(prefix="surgseg-bench-") as tmp:
@@ -164,16 +177,13 @@ def live_main(args: argparse.Namespace, argv: list[str]) -> int:
                 raise ValueError(f"--seconds {args.seconds} / --warmup {args.warmup}: expected > 0 / ≥ 0")
             if args.record is not None and not args.record.parent.is_dir():
                 raise ValueError(f"--record {args.record}: folder {args.record.parent} does not exist")
-            checkpoint = bench_checkpoint(args.checkpoint, Path(tmp))
-            plan = plan_inference(args.backend, args.inference_workers, args.threads)
-            backend = create_backend(checkpoint, args.backend, threads=plan.threads)
-            workers = plan.workers_for(backend)
+            checkpoint, plan, backend, workers = _live_backend(args, Path(tmp))
         except (SetupError, ValueError, RuntimeError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         try:
             config = PipelineConfig(live=True, inference_workers=workers, cuda_graphs=args.cuda_graphs)
-            run = LiveRun(spec, args.seconds, args.warmup, args.live_generator, args.record)
+            run = LiveRun(spec, args.seconds, args.warmup, args.live_generator, args.record, args.codec)
             report = run_live(run, backend, config)
         finally:
             backend.close()
@@ -184,6 +194,38 @@ def live_main(args: argparse.Namespace, argv: list[str]) -> int:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def soak_main(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--soak``: the soak test (:func:`app.soak.run_soak`); a line per minute, the report to ``--json``.
+
+    Exit code 0 when every pass rule held, 1 when one failed, 2 on a setup error."""
+    with tempfile.TemporaryDirectory(prefix="surgseg-bench-") as tmp:
+        try:
+            spec = parse_live_spec(args.soak)
+            if args.minutes <= 0 or args.output_dir is None:
+                raise ValueError(f"--soak needs --minutes > 0 (got {args.minutes}) and --output-dir")
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            recording = args.output_dir / f"soak-{spec.height}p{spec.fps:g}-{stamp}.mp4"
+            run = SoakRun(spec, args.minutes, recording, args.live_generator, args.codec)
+            checkpoint, plan, backend, workers = _live_backend(args, Path(tmp))
+        except (SetupError, ValueError, RuntimeError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"soak {spec.label} for {args.minutes:g} min, {backend.describe()}, {workers} inference workers, recording {recording}")
+        try:
+            config = PipelineConfig(live=True, inference_workers=workers, cuda_graphs=args.cuda_graphs)
+            report = run_soak(run, backend, config, on_row=lambda row: print(format_row(row, args.minutes), flush=True))
+        finally:
+            backend.close()
+    report.update(checkpoint=str(checkpoint), inference_plan={"workers": workers, "threads": plan.threads},
+                  command=" ".join(["python -m app.bench", *argv]))
+    path = args.json or recording.with_suffix(".json")
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    print(format_verdict(report))
+    print(f"wrote {path}")
+    return 0 if report["passed"] else 1
 
 
 def _ratio(mode: dict[str, Any], baseline: dict[str, Any] | None) -> str:
@@ -234,12 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
                       help="GPU backends: replay CUDA graphs where the backend declares them (default on)")
     live.add_argument("--record", type=Path, metavar="FILE.mp4", help="live: also record the overlay video")
+    soak = parser.add_argument_group("soak test (the live source, the options above, recording as the app's --output)")
+    soak.add_argument("--soak", metavar="SIZE", help="run the soak test on a live source of that size and rate, e.g. 1080p60")
+    soak.add_argument("--minutes", type=float, default=30.0, help="soak: minutes to run, the first is warm-up (default 30)")
+    soak.add_argument("--output-dir", type=Path, metavar="DIR", help="soak: folder for the recording (and the JSON without --json)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.soak is not None:
+        return soak_main(args, list(sys.argv[1:] if argv is None else argv))
     if args.live is not None:
         return live_main(args, list(sys.argv[1:] if argv is None else argv))
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]

@@ -80,6 +80,7 @@ class LiveRun:
     warmup_s: float = 2.0
     generator: str = "scene"  #: what the source shows (the project's scene generator, or a cheap pattern)
     record: Path | None = None  #: also write the overlay video here (the video sink is then in the path)
+    codec: str = "auto"  #: the recording's encoder, as the app's ``--codec``
 
 
 def _counters(live: LiveSource, pipeline: Pipeline) -> dict[str, int]:
@@ -96,32 +97,61 @@ def limiting_stage(stages_ms: dict[str, dict[str, float | int]]) -> str | None:
     return max(stages_ms, key=lambda name: stages_ms[name]["p50"], default=None)
 
 
+@dataclass
+class LiveSession:
+    """The real pipeline running on a live source (from :func:`start_live`); :meth:`stop` ends it."""
+
+    live: LiveSource
+    source: LiveFrameSource
+    pipeline: Pipeline
+    video: VideoOutput | None
+    stats: StatsRecorder
+
+    def counters(self) -> dict[str, int]:
+        """``emitted`` and the drop counters so far (``source_slot``, ``pipeline_queue``, ``missed_ticks``)."""
+        return _counters(self.live, self.pipeline)
+
+    def stop(self) -> None:
+        """Stop the source, let the pipeline drain and finalise its outputs. Raises ``RuntimeError`` on a stage error."""
+        try:
+            self.pipeline.request_stop("time up")
+            self.live.stop()
+            while not self.pipeline.wait(0.2):
+                pass
+            self.pipeline.join()
+        finally:
+            self.live.stop()
+            self.source.close()
+        if self.pipeline.error is not None:
+            raise RuntimeError(str(self.pipeline.error))
+
+
+def start_live(run: LiveRun, backend: InferenceBackend, config: PipelineConfig, keep_frames: bool = True) -> LiveSession:
+    """Build the app's :class:`Pipeline` on a :class:`LiveSource` (recording to ``run.record`` through the app's
+    :class:`VideoOutput` with ``run.codec``) and start both. ``keep_frames``: keep every frame's times in the stats."""
+    live = LiveSource(run.spec, generator=run.generator)
+    source = LiveFrameSource(live)
+    video = VideoOutput(run.record, run.spec.fps, source.frame_size, codec=run.codec) if run.record is not None else None
+    stats = StatsRecorder(keep_frames=keep_frames)
+    pipeline = Pipeline(source, backend, replace(config, live=True, show=False), video=video, stats=stats)
+    live.start()
+    pipeline.start()
+    return LiveSession(live, source, pipeline, video, stats)
+
+
 def run_live(run: LiveRun, backend: InferenceBackend, config: PipelineConfig) -> dict[str, Any]:
     """Run the live bench once; the report (see the module docstring). Raises ``RuntimeError`` on a stage error."""
     spec = run.spec
-    live = LiveSource(spec, generator=run.generator)
-    source = LiveFrameSource(live)
-    video = VideoOutput(run.record, spec.fps, source.frame_size) if run.record is not None else None
-    stats = StatsRecorder(keep_frames=True)
-    pipeline = Pipeline(source, backend, replace(config, live=True, show=False), video=video, stats=stats)
     load = os.getloadavg()[0]
-    live.start()
-    pipeline.start()
+    session = start_live(run, backend, config)
+    pipeline, stats, video = session.pipeline, session.stats, session.video
     try:
         time.sleep(run.warmup_s)
-        before, marks = _counters(live, pipeline), pipeline.timer.marks()
+        before, marks = session.counters(), pipeline.timer.marks()
         time.sleep(run.seconds)
-        pipeline.request_stop("time up")
-        live.stop()
-        while not pipeline.wait(0.2):
-            pass
-        pipeline.join()
     finally:
-        live.stop()
-        source.close()
-    if pipeline.error is not None:
-        raise RuntimeError(str(pipeline.error))
-    after = _counters(live, pipeline)
+        session.stop()
+    after = session.counters()
     delta = {name: after[name] - before[name] for name in after}
     measured = [f.latency_ms for f in stats.frames if f.index >= before["emitted"]]
     stages = pipeline.timer.summary_ms(since=marks)
