@@ -4,8 +4,9 @@ THIS IS A TEST DOUBLE, NOT A GPU RUN. TensorRT cannot be installed on the projec
 so ``engine/backends/tensorrt_backend.py`` runs here against a stand-in ``tensorrt`` module and a
 stand-in device layer (host memory instead of CUDA memory). The stand-in implements only names
 and parameters that appear in the type stubs of the TensorRT 10.13 Python API from PyPI
-(``tensorrt-stubs``, installed with ``pip install --no-deps``; checked below, and also what mypy
-checks the backend against); a second stand-in version models TensorRT 11.x
+(``tensorrt-stubs``: their names and parameter names are committed in ``tools/tensorrt_surface.json``,
+checked below; ``.ci/run`` regenerates that file from the installed stubs and fails on a difference;
+mypy checks the backend against the stubs themselves); a second stand-in version models TensorRT 11.x
 (no ``BuilderFlag.FP16``, networks always strongly typed). What it proves: the backend calls the
 documented API in a sensible order, checks the documented failure returns, caches and chunks
 correctly. What it cannot prove: that a real TensorRT builds and runs our graph, or how fast;
@@ -14,7 +15,6 @@ only a run on a GPU (``docs/benchmarks/gpu-session.sh``) can.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import ctypes
 import importlib.machinery
@@ -45,7 +45,7 @@ from engine.synthetic import draw_frames, random_model
 from engine.trt_cache import MAX_BATCH, CacheState, cache_state, engine_paths, timing_cache_path
 from models.checkpoint import save_checkpoint
 from models.unet import preset
-from tools.trt_stubs import repaired_stubs
+from tools.trt_stubs import load_surface, stub_surface, surface_json
 
 SIZE = (64, 64)
 ENGINE_MAGIC = "stand-in engine"
@@ -429,33 +429,9 @@ def _backend(checkpoint: Path, cache: Path, precision: str = "auto") -> TensorRT
 # ---------------------------------------------------------------------------------------------
 # The stand-in stays inside the documented API
 # ---------------------------------------------------------------------------------------------
-Surface = dict[str, dict[str, list[list[str]]]]
-
-
-def _stub_surface() -> Surface:
-    """``{class: {member: [parameter names of each overload]}}`` from the stubs (module-level names under ``""``)."""
-    surface: Surface = {"": {}}
-    for source in repaired_stubs().values():  # FileNotFoundError naming the install command when missing
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.ClassDef):
-                bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
-                surface[node.name] = {k: list(v) for base in bases for k, v in surface.get(base, {}).items()}
-                for member in node.body:
-                    if isinstance(member, ast.FunctionDef):
-                        params = [a.arg for a in member.args.posonlyargs + member.args.args][1:]
-                        surface[node.name].setdefault(member.name, []).append(params)
-                    elif isinstance(member, ast.AnnAssign) and isinstance(member.target, ast.Name):
-                        surface[node.name].setdefault(member.target.id, [])
-                    elif isinstance(member, ast.ClassDef):
-                        surface[node.name].setdefault(member.name, [])
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                surface[""][node.target.id] = []
-    return surface
-
-
 @pytest.mark.parametrize("version", ["10.13.0.35", "11.0.0.114"])
 def test_stand_in_uses_only_names_and_parameters_of_the_tensorrt_stub(version: str) -> None:
-    surface = _stub_surface()
+    surface = load_surface()  # tools/tensorrt_surface.json, generated from tensorrt-stubs (CI checks it)
     module = make_tensorrt(version, Journal())
     for name, value in vars(module).items():
         if name.startswith("_") and name != "__version__":
@@ -675,3 +651,30 @@ def test_engine_files_are_never_loaded_from_a_user_path(trt10: tuple[types.Modul
     with pytest.raises(EngineCacheError, match="only loaded from the cache folder"):
         TensorRTBackend(outside, cache_dir=tmp_path / "cache", device_layer=HostDevice())
     assert not trt10[1].builds
+
+
+def test_surface_generator_reads_classes_bases_overloads_and_module_names() -> None:
+    source = '''
+version: str
+class Base:
+    def shared(self, a: int) -> None: ...
+class Builder(Base):
+    flags: int
+    def build(self, network: int, config: int) -> bytes: ...
+    def build(self, network: int) -> bytes: ...
+    class Inner: ...
+'''
+    surface = stub_surface({"tensorrt/__init__.pyi": source})
+    assert surface[""] == {"version": []}
+    assert surface["Builder"] == {"shared": [["a"]], "flags": [], "build": [["network", "config"], ["network"]], "Inner": []}
+    text = surface_json(surface)
+    assert json.loads(text)["__stubs__"].startswith("tensorrt-stubs==")
+    assert text.count("\n") == len(surface) + 3, "braces, header and one line per class, so a change reads as a small diff"
+
+
+def test_committed_surface_is_read_and_a_broken_one_names_the_file(tmp_path: Path) -> None:
+    assert {"Builder", "BuilderFlag", "Runtime", "ICudaEngine", "Logger"} <= set(load_surface())
+    broken = tmp_path / "surface.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match="surface.json"):
+        load_surface(broken)

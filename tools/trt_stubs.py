@@ -8,6 +8,12 @@ and lives in site-packages, so mypy skips it; (c) has a few signatures that are 
 ``python -m tools.trt_stubs DIR`` copies the stubs into ``DIR`` (mypy's ``mypy_path``), repairing
 (c) on the copy only: parameter ``in`` becomes ``in_``, and a parameter that follows a defaulted one
 gets ``= ...``. Names, parameter names otherwise, and types are left as published.
+
+The contract test (``tests/test_tensorrt_contract.py``) needs only the stubs' *surface*: every class,
+its members and the parameter names of each overload. That is committed as ``tools/tensorrt_surface.json``
+so that the README's test command needs nothing beyond ``requirements-dev.txt``:
+``python -m tools.trt_stubs --surface tools/tensorrt_surface.json`` regenerates it from the installed
+stubs, and ``--check-surface`` (run by ``.ci/run``) fails when the committed file differs from them.
 """
 
 from __future__ import annotations
@@ -15,11 +21,18 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import json
 import re
 from pathlib import Path
 
 STUB_FILES = (("tensorrt", "__init__.pyi"), ("tensorrt_bindings", "__init__.pyi"), ("tensorrt_bindings", "tensorrt.pyi"))
-INSTALL_HINT = "pip install --no-deps tensorrt-stubs==10.13.0.35.1"
+STUBS_VERSION = "10.13.0.35.1"
+INSTALL_HINT = f"pip install --no-deps tensorrt-stubs=={STUBS_VERSION}"
+#: The committed surface of the stubs (what the contract test reads).
+SURFACE_FILE = Path(__file__).with_name("tensorrt_surface.json")
+
+#: ``{class: {member: [parameter names of each overload]}}``; module-level names under ``""``.
+Surface = dict[str, dict[str, list[list[str]]]]
 
 
 def installed_stub(package: str, name: str) -> Path:
@@ -100,14 +113,72 @@ def write_stubs(out: Path) -> list[Path]:
     return written
 
 
+def _add_class(surface: Surface, node: ast.ClassDef) -> None:
+    bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+    members = {k: list(v) for base in bases for k, v in surface.get(base, {}).items()}
+    for member in node.body:
+        if isinstance(member, ast.FunctionDef):
+            params = [a.arg for a in member.args.posonlyargs + member.args.args][1:]
+            members.setdefault(member.name, []).append(params)
+        elif isinstance(member, ast.AnnAssign) and isinstance(member.target, ast.Name):
+            members.setdefault(member.target.id, [])
+        elif isinstance(member, ast.ClassDef):
+            members.setdefault(member.name, [])
+    surface[node.name] = members
+
+
+def stub_surface(sources: dict[str, str] | None = None) -> Surface:
+    """The names and parameter names of the stubs (``sources``: repaired stub texts; default: the installed ones)."""
+    surface: Surface = {"": {}}
+    for source in (repaired_stubs() if sources is None else sources).values():
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ClassDef):
+                _add_class(surface, node)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                surface[""][node.target.id] = []
+    return surface
+
+
+def surface_json(surface: Surface) -> str:
+    """Stable text of a surface: sorted, one class per line, so a change reads as a small diff."""
+    lines = [f"  {json.dumps(name)}: {json.dumps(surface[name], sort_keys=True)}" for name in sorted(surface)]
+    header = f'  "__stubs__": {json.dumps("tensorrt-stubs==" + STUBS_VERSION)}'
+    return "{\n" + ",\n".join([header, *lines]) + "\n}\n"
+
+
+def load_surface(path: Path = SURFACE_FILE) -> Surface:
+    """The committed surface (``FileNotFoundError``/``ValueError`` naming the file if it is missing or broken)."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); regenerate it: python -m tools.trt_stubs --surface {path}") from error
+    data.pop("__stubs__", None)
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+    """Command-line entry point: write repaired stubs, write the surface, or check the committed surface."""
     parser = argparse.ArgumentParser(prog="python -m tools.trt_stubs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="folder for the repaired stubs (mypy_path)")
+    parser.add_argument("out", type=Path, nargs="?", help="folder for the repaired stubs (mypy_path)")
+    parser.add_argument("--surface", type=Path, help="write the stubs' surface (names, parameter names) to this JSON file")
+    parser.add_argument("--check-surface", type=Path, help="exit 1 if this committed surface differs from the installed stubs")
     args = parser.parse_args(argv)
-    for path in write_stubs(args.out):
-        print(path)
+    if args.out is None and args.surface is None and args.check_surface is None:
+        parser.error("give a folder for the stubs, --surface FILE or --check-surface FILE")
+    if args.out is not None:
+        for path in write_stubs(args.out):
+            print(path)
+    if args.surface is not None:
+        args.surface.write_text(surface_json(stub_surface()))
+        print(args.surface)
+    if args.check_surface is not None:
+        expected = surface_json(stub_surface())
+        if args.check_surface.read_text() != expected:
+            print(f"{args.check_surface} differs from the installed tensorrt-stubs=={STUBS_VERSION}; "
+                  f"regenerate it: python -m tools.trt_stubs --surface {args.check_surface}")
+            return 1
+        print(f"{args.check_surface} matches the installed tensorrt-stubs=={STUBS_VERSION}")
     return 0
 
 
