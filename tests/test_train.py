@@ -212,7 +212,7 @@ def test_default_warm_up_is_at_most_one_epoch() -> None:
     from training.train import build_optimisation, build_parser
 
     args = build_parser().parse_args(["--data", "d", "--out", "o", "--epochs", "1000", "--lr", "1.0", "--ema", "0"])
-    opt = build_optimisation(args, torch.nn.Linear(1, 1), steps_per_epoch=10, amp=False)
+    opt = build_optimisation(args, torch.nn.Linear(1, 1), steps_per_epoch=10, scale_gradients=False)
     lrs = []
     for _ in range(10):
         lrs.append(opt.optimizer.param_groups[0]["lr"])

@@ -82,6 +82,7 @@ from training.datasets import (
 from training.ema import WeightEMA
 from training.metrics import METRIC_NAMES, ConfusionCounts, confusion
 from training.plots import write_curves
+from training.precision import PRECISIONS, Precision, resolve_precision
 
 THRESHOLD_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(9))
 
@@ -155,7 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="decay of the weight average that is validated and shipped (0 disables; default 0.999)",
     )
     p.add_argument("--patience", type=int, default=10, help="early stopping on val IoU; 0 disables")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA only)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (default): fp16 autocast on CUDA, bf16 autocast + channels_last on CPUs with native bf16 "
+        "(AVX-512 BF16 or AMX), else fp32; the choice and its reason are logged",
+    )
+    p.add_argument(
+        "--amp", action=argparse.BooleanOptionalAction, default=None, help="old spelling: --amp = --precision fp16, --no-amp = fp32"
+    )
     p.add_argument("--max-train-minutes", type=float, default=None, help="stop cleanly after this time budget")
     p.add_argument(
         "--anneal-to-budget",
@@ -300,7 +310,7 @@ def validate(
     ctx: Dist,
     batch_size: int,
     thresholds: Sequence[float] = (0.5,),
-    amp: bool = False,
+    precision: Precision | None = None,
 ) -> tuple[dict[str, list[ConfusionCounts]], float]:
     """Confusion counts per data set (root) at each threshold, and the mean loss over the whole cache
     (this rank's share of frames, all-reduced over ranks)."""
@@ -314,9 +324,9 @@ def validate(
         chunk = list(indices[start : start + batch_size])
         frames = torch.from_numpy(cache.images[chunk]).to(ctx.device)
         target = torch.from_numpy(cache.masks[chunk]).to(ctx.device)
-        with torch.autocast(ctx.device.type, enabled=amp):
+        with precision.autocast() if precision is not None else contextlib.nullcontext():
             logits = model(frames)
-        loss_sum += float(segmentation_loss(logits, target[:, None].float())) * len(chunk)
+        loss_sum += float(segmentation_loss(logits.float(), target[:, None].float())) * len(chunk)
         prob = torch.sigmoid(logits.float())[:, 0].cpu()
         target = target.cpu()
         for row, index in enumerate(chunk):
@@ -571,7 +581,7 @@ class Optimisation:
             self.ema.load_state_dict(state["ema"])
 
 
-def build_optimisation(args: argparse.Namespace, model: nn.Module, steps_per_epoch: int, amp: bool) -> Optimisation:
+def build_optimisation(args: argparse.Namespace, model: nn.Module, steps_per_epoch: int, scale_gradients: bool) -> Optimisation:
     """AdamW with warm-up + cosine decay (following the time budget with ``--anneal-to-budget``)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     total_steps = args.epochs * steps_per_epoch
@@ -581,7 +591,7 @@ def build_optimisation(args: argparse.Namespace, model: nn.Module, steps_per_epo
     time_fraction = (lambda: budget_used[0]) if args.anneal_to_budget else None
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, time_fraction=time_fraction))
     ema = WeightEMA(model, args.ema) if args.ema > 0 else None
-    return Optimisation(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=amp), ema, budget_used)
+    return Optimisation(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=scale_gradients), ema, budget_used)
 
 
 @dataclass
@@ -605,7 +615,13 @@ class RunState:
 
 
 def train_epoch(
-    net: nn.Module, model: nn.Module, loader: DataLoader, opt: Optimisation, ctx: Dist, amp: bool, budget: tuple[float, float | None]
+    net: nn.Module,
+    model: nn.Module,
+    loader: DataLoader,
+    opt: Optimisation,
+    ctx: Dist,
+    precision: Precision,
+    budget: tuple[float, float | None],
 ) -> tuple[float, int, bool]:
     """One pass over ``loader``; returns (loss sum, frames seen, whether the time budget ran out)."""
     budget_start, budget_s = budget
@@ -614,9 +630,9 @@ def train_epoch(
     for frames, masks in _progress(ctx, loader, len(loader), "epoch"):
         frames = frames.to(ctx.device, non_blocking=True)
         target = masks.to(ctx.device, non_blocking=True)[:, None].float()
-        with torch.autocast(ctx.device.type, enabled=amp):
+        with precision.autocast():
             logits = net(frames)
-        loss = segmentation_loss(logits, target)
+        loss = segmentation_loss(logits.float(), target)
         opt.optimizer.zero_grad(set_to_none=True)
         opt.scaler.scale(loss).backward()
         opt.scaler.step(opt.optimizer)
@@ -645,7 +661,7 @@ def format_epoch(row: dict[str, Any], improved: bool) -> str:
 
 
 def pick_threshold(
-    args: argparse.Namespace, ctx: Dist, val: FrameCache, amp: bool, best: dict[str, Any]
+    args: argparse.Namespace, ctx: Dist, val: FrameCache, precision: Precision, best: dict[str, Any]
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Store in ``OUT/best.pt`` the threshold of the grid with the best validation score; returns
     (score per threshold, the chosen validation metrics)."""
@@ -653,7 +669,7 @@ def pick_threshold(
     if not (args.pick_threshold and best_path.is_file()):
         return {}, best
     best_model, best_meta = load_checkpoint(best_path)
-    per_root, _ = validate(best_model.to(ctx.device), val, ctx, args.batch_size, THRESHOLD_GRID, amp=amp)
+    per_root, _ = validate(precision.prepare_model(best_model.to(ctx.device)), val, ctx, args.batch_size, THRESHOLD_GRID, precision)
     grid = [summarise({root: counts[i] for root, counts in per_root.items()}) for i in range(len(THRESHOLD_GRID))]
     threshold_scores = {f"{t:.2f}": g["score"] for t, g in zip(THRESHOLD_GRID, grid, strict=True)}
     chosen, scores = max(zip(THRESHOLD_GRID, grid, strict=True), key=lambda tg: (tg[1]["score"], -abs(tg[0] - 0.5)))
@@ -678,9 +694,7 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     start_time = time.monotonic()
     if ctx.device.type == "cpu":
         torch.set_num_threads(args.threads or max(1, usable_cores() // max(1, ctx.local_world)))
-    amp = bool(args.amp if args.amp is not None else ctx.device.type == "cuda") and ctx.device.type == "cuda"
-    if args.amp and ctx.device.type != "cuda":
-        _log(ctx, "note: --amp only applies on CUDA; training in float32 on the CPU")
+    precision = training_precision(args, ctx)
     torch.manual_seed(args.seed)
     check_args(args)
     start = load_start(args, ctx)
@@ -693,10 +707,11 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     for source in (start.resume, start.init):
         if source is not None:
             model.load_state_dict(source["state_dict"])
+    precision.prepare_model(model)
     net: nn.Module = (
         DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None) if ctx.enabled else model
     )
-    opt = build_optimisation(args, model, len(loader), amp)
+    opt = build_optimisation(args, model, len(loader), precision.scales_gradients)
     run = RunState()
     if start.resume is not None and "extra" in start.resume:
         opt.load_state_dict(start.resume["extra"])
@@ -704,11 +719,11 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
         run.restore(start.resume["extra"])
     elif start.resume is not None:
         _log(ctx, "note: the resumed checkpoint holds no training state; only the weights are reused")
-    meta.training = training_record(args, ctx, command, amp)
+    meta.training = training_record(args, ctx, command, precision)
     args.out.mkdir(parents=True, exist_ok=True)
-    stopped = run_epochs(args, ctx, net, model, loader, (dataset, sampler), opt, run, data.val, meta, amp, start_time)
+    stopped = run_epochs(args, ctx, net, model, loader, (dataset, sampler), opt, run, data.val, meta, precision, start_time)
     ctx.barrier()
-    threshold_scores, best = pick_threshold(args, ctx, data.val, amp, run.best_metrics)
+    threshold_scores, best = pick_threshold(args, ctx, data.val, precision, run.best_metrics)
     digests = [weights_digest(model)]
     if ctx.enabled:
         gathered: list[Any] = [None] * ctx.world
@@ -729,7 +744,20 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     return summary
 
 
-def training_record(args: argparse.Namespace, ctx: Dist, command: str, amp: bool) -> dict[str, Any]:
+def training_precision(args: argparse.Namespace, ctx: Dist) -> Precision:
+    """``--precision`` (or the old ``--amp``/``--no-amp``) resolved for this device; the choice is logged."""
+    requested = args.precision
+    if args.amp is not None and requested == "auto":
+        requested = "fp16" if args.amp else "fp32"
+        if args.amp and ctx.device.type != "cuda":
+            _log(ctx, "note: --amp only applies on CUDA; using --precision auto on the CPU")
+            requested = "auto"
+    precision = resolve_precision(requested, ctx.device)
+    _log(ctx, f"precision {precision.name}: {precision.reason}")
+    return precision
+
+
+def training_record(args: argparse.Namespace, ctx: Dist, command: str, precision: Precision) -> dict[str, Any]:
     """How the model was trained, as stored in the checkpoint's metadata."""
     return {
         "command": command,
@@ -740,7 +768,9 @@ def training_record(args: argparse.Namespace, ctx: Dist, command: str, amp: bool
         "lr": args.lr,
         "epochs_requested": args.epochs,
         "augment": "none" if args.no_augment else args.augment,
-        "amp": amp,
+        "amp": precision.name == "fp16",
+        "precision": precision.name,
+        "precision_reason": precision.reason,
         "loss": "bce_with_logits + soft_dice",
         "ema_decay": args.ema,
         "max_train_minutes": args.max_train_minutes,
@@ -760,7 +790,7 @@ def run_epochs(
     run: RunState,
     val: FrameCache,
     meta: ModelMeta,
-    amp: bool,
+    precision: Precision,
     start_time: float,
 ) -> str:
     """Train, validate and checkpoint epoch by epoch; returns why it stopped early ("" if it did not)."""
@@ -776,7 +806,7 @@ def run_epochs(
         epoch_start = time.monotonic()
         for part in epoch_aware:
             part.set_epoch(epoch)
-        loss_sum, seen, time_up = train_epoch(net, model, loader, opt, ctx, amp, (budget_start, budget_s))
+        loss_sum, seen, time_up = train_epoch(net, model, loader, opt, ctx, precision, (budget_start, budget_s))
         counters["global_step"] += len(loader)
         sync_buffers(model, ctx)
         validated: nn.Module = model
@@ -784,7 +814,7 @@ def run_epochs(
             sync_buffers(opt.ema.model, ctx)
             validated = opt.ema.model
         totals = ctx.sum_(torch.tensor([loss_sum, float(seen)], dtype=torch.float64))
-        per_root, val_loss = validate(validated, val, ctx, args.batch_size, amp=amp)  # type: ignore[arg-type]
+        per_root, val_loss = validate(validated, val, ctx, args.batch_size, precision=precision)  # type: ignore[arg-type]
         scores = summarise({root: counts[0] for root, counts in per_root.items()})
         counters.update(epoch=epoch, seconds=seconds_before + time.monotonic() - start_time)
         row: dict[str, Any] = {
