@@ -2,8 +2,11 @@
 
 * **paused** (the space key): a file is not read; a live source is read and the frames discarded,
   so the picture is current when the pause ends.
-* **realtime files** are paced at their fps; a frame whose time has passed is dropped
-  (:attr:`Capture.pacing_drops`), as a live feed would have.
+* **realtime files** are paced at their frames' own timestamps where the source has them
+  (``timestamp_s``: a video file; a variable frame rate plays as recorded), else at the source's fps; a
+  frame whose time has passed by more than one period (1 / fps) is dropped (:attr:`Capture.pacing_drops`),
+  as a live feed would have. A timestamp that goes back, or jumps ahead by more than
+  :data:`MAX_TIMESTAMP_GAP_S`, is not waited out: pacing restarts from that frame.
 * **timing** (``timer``): the ``capture`` stage is how long ``source.read()`` took (decoding; a
   camera's read also waits for its next frame). A source that stamps its frames itself
   (``last_capture_ns``, a ``time.perf_counter_ns`` reading, as the live bench's source does) gives
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +31,9 @@ from app.stats import FrameTimes
 
 LOG = logging.getLogger(__name__)
 POLL_S = 0.05
+#: A step between two frames' timestamps beyond this (a broken timestamp, a recording paused for minutes)
+#: is not waited out by ``--realtime`` pacing.
+MAX_TIMESTAMP_GAP_S = 5.0
 
 
 class Capture:
@@ -58,8 +65,9 @@ class Capture:
         self.lost = False  #: a live source stayed down after every reconnect attempt
         self.no_signal: str | None = None
         self.listeners: list[Callable[[str | None], None]] = []
-        self._pace_start: float | None = None
+        self._pace_start: float | None = None  #: clock time at which stream time 0 is due (None: restart)
         self._paced_count = 0
+        self._last_stamp = 0.0
 
     def read(self, stop: threading.Event) -> Frame | None:
         """The next frame; ``None`` at the end of the stream, when stopped or when the source is lost."""
@@ -107,14 +115,23 @@ class Capture:
     def _due(self, now: float) -> float | None:
         """When a paced frame is due; ``None`` (dropped) when decoding fell a whole period behind."""
         period = 1.0 / self.source.fps
-        if self._pace_start is None:
-            self._pace_start, self._paced_count = now, 0
-        due = self._pace_start + self._paced_count * period
-        self._paced_count += 1
+        stamp = self._stream_time(period)
+        if self._pace_start is None or not 0.0 <= stamp - self._last_stamp <= MAX_TIMESTAMP_GAP_S:
+            self._pace_start = now - stamp  # (re)start: this frame is due now, the next ones after it
+        self._last_stamp = stamp
+        due = self._pace_start + stamp
         if now > due + period:
             self.pacing_drops += 1
             return None
         return due
+
+    def _stream_time(self, period: float) -> float:
+        """The frame's time in the stream: its timestamp where the source gives one, else frames paced × period."""
+        self._paced_count += 1
+        stamp = getattr(self.source, "timestamp_s", None)
+        if stamp is not None and math.isfinite(stamp):
+            return float(stamp)
+        return (self._paced_count - 1) * period
 
     def _signal(self, message: str | None) -> None:
         self.no_signal = message
