@@ -63,7 +63,8 @@ def error_overlay(image: np.ndarray, pred: np.ndarray, target: np.ndarray, alpha
     return overlay(out, ~pred & target, FN_COLOUR, alpha)
 
 
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
+def label_tile(tile: np.ndarray, text: str) -> np.ndarray:
+    """``tile`` with ``text`` written in its top-left corner (in place; returned for chaining)."""
     cv2.putText(tile, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(tile, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
@@ -76,9 +77,9 @@ def grid_row(image: np.ndarray, target: np.ndarray, pred: np.ndarray, title: str
     t = cv2.resize(target.astype(np.uint8), (tile_width, height), interpolation=cv2.INTER_NEAREST)
     p = cv2.resize(pred.astype(np.uint8), (tile_width, height), interpolation=cv2.INTER_NEAREST)
     tiles = [
-        _label(small.copy(), title),
-        _label(overlay(small, t, GT_COLOUR), "ground truth"),
-        _label(error_overlay(small, p, t), "pred: TP green FP red FN blue"),
+        label_tile(small.copy(), title),
+        label_tile(overlay(small, t, GT_COLOUR), "ground truth"),
+        label_tile(error_overlay(small, p, t), "pred: TP green FP red FN blue"),
     ]
     return np.hstack(tiles)
 

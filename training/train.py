@@ -519,9 +519,11 @@ def load_data(args: argparse.Namespace, ctx: Dist, size: tuple[int, int]) -> Tra
 
 
 def root_weights(args: argparse.Namespace, cache: FrameCache) -> dict[str, float]:
-    """``--data-weights`` keyed by data set name (the root folder's name, as in the video names)."""
+    """``--data-weights`` keyed by data set name (the root folder's name, as in the video names); a root whose
+    frames are all held out for validation has no training frames and so no weight."""
     names = [root.resolve().name for root in args.data]
-    return dict(zip(names, args.data_weights, strict=True))
+    present = cache.root_indices()
+    return {name: weight for name, weight in zip(names, args.data_weights, strict=True) if name in present}
 
 
 def build_loader(args: argparse.Namespace, ctx: Dist, data: TrainingData) -> tuple[CachedFrameDataset, Any, DataLoader]:
