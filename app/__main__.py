@@ -36,10 +36,11 @@ from app.output_paths import check_clashes, check_output_file
 from app.outputs import MaskWriter, VideoOutput
 from app.overlay import OverlayStyle, parse_color
 from app.pipeline import Pipeline, PipelineConfig
+from app.recording import partial_path
 from app.redact import install_log_redaction, redact, redact_tree
 from app.sources import CaptureOptions, FrameSource, open_source
 from app.startup import StartupInterrupted, end_startup, raise_on_signal
-from app.stats import StatsRecorder, format_accounting, frame_accounting
+from app.stats import PeriodicWriter, StatsRecorder, format_accounting, frame_accounting
 from engine.backends import BACKEND_NAMES, BackendUnavailable, InferenceBackend, create_backend
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 
@@ -175,7 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--window", choices=("auto", "on", "off"), default="auto", help="show a window (auto: when a display exists)"
     )
-    out.add_argument("--output", type=Path, help=f"overlay video (.mp4/.avi); default {DEFAULT_OUTPUT} without window")
+    out.add_argument(
+        "--output",
+        type=Path,
+        help=f"overlay video (.mp4/.avi); default {DEFAULT_OUTPUT} without window; recorded as NAME.partial.mp4, "
+        "which plays after a crash, until finalised",
+    )
     out.add_argument(
         "--codec",
         choices=CODEC_CHOICES,
@@ -261,10 +267,33 @@ def check_outputs(args: argparse.Namespace, output: Path | None, show: bool) -> 
     files = {option: path for option, path in (("--output", output), ("--stats", args.stats)) if path is not None}
     for option, path in files.items():
         check_output_file(path, option)
+    if output is not None:  # the crash-safe recording in progress (app/recording.py)
+        files["--output's partial recording"] = partial_path(output)
     folders = {"--save-masks": args.save_masks} if args.save_masks is not None else {}
     if show:
         folders["--screenshot-dir"] = args.screenshot_dir
     check_clashes(_local_source(args.source), files, folders)
+
+
+def build_summary(pipeline: Pipeline, source: FrameSource, video: VideoOutput | None, complete: bool) -> dict[str, Any]:
+    """The stats JSON summary (redacted): at the end (``complete``), or a snapshot while the run goes on."""
+    summary = pipeline.summary()
+    summary["complete"] = complete
+    if not complete:
+        summary["stop_reason"] = pipeline.stop_reason or "running"
+    summary["frames_accounting"] = frame_accounting(
+        captured=pipeline.captured,
+        rendered=summary["frames"],
+        stale=pipeline.to_infer.dropped,
+        late=pipeline.capture.pacing_drops,
+        skipped=source.skipped,
+        resized=source.resized,
+        examples=source.examples,
+        header_frames=None if source.live else source.frame_count,
+    )
+    summary["codec"] = video.codec if video is not None else None
+    summary["recovered_recording"] = str(video.recovered) if video is not None and video.recovered else None
+    return redact_tree(summary)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -318,8 +347,14 @@ def run(args: argparse.Namespace) -> int:
         display = Display(pipeline.display, pipeline.view, pipeline, args.screenshot_dir) if pipeline.display else None
         end_startup()
         previous = _install_signal_handlers(pipeline)
+        snapshots = None
+        if args.stats is not None:  # rewritten every few seconds: a crash keeps the figures up to then
+            snapshots = PeriodicWriter(lambda: stats.write_json(args.stats, build_summary(pipeline, source, video, False)))
+            stack.callback(snapshots.stop)
         try:
             pipeline.start()
+            if snapshots is not None:
+                snapshots.start()
             if display is not None:
                 display.loop()
             while not pipeline.wait(0.2):
@@ -330,19 +365,9 @@ def run(args: argparse.Namespace) -> int:
                 display.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        summary = pipeline.summary()
-        summary["frames_accounting"] = frame_accounting(
-            captured=pipeline.captured,
-            rendered=summary["frames"],
-            stale=pipeline.to_infer.dropped,
-            late=pipeline.capture.pacing_drops,
-            skipped=source.skipped,
-            resized=source.resized,
-            examples=source.examples,
-            header_frames=None if source.live else source.frame_count,
-        )
-        summary["codec"] = video.codec if video is not None else None
-        summary = redact_tree(summary)
+        if snapshots is not None:
+            snapshots.stop()
+        summary = build_summary(pipeline, source, video, complete=True)
         if args.stats is not None:
             stats.write_json(args.stats, summary)
         print(format_summary(summary), flush=True)

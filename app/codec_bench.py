@@ -1,10 +1,11 @@
 """``python -m app.codec_bench``: what each recording encoder costs per frame (the ``--codec``/preset choice).
 
-Encodes the frames of a generated video (the one ``python -m app.bench`` uses) with OpenCV's ``mp4v``
-and with ``libx264`` at several presets (and ``h264_nvenc`` where it opens), on the calling thread, and
-prints wall and CPU milliseconds per frame and the size per frame. CPU time counts every thread of the
-process (x264 runs its own), so it is the figure that matters on a machine whose cores the inference
-already keeps busy. Encoders are run in turn, ``--rounds`` times, and the median per encoder is shown.
+Encodes the frames of a generated video (the one ``python -m app.bench`` uses) with ``mp4v`` (FFmpeg's
+``mpeg4`` through PyAV; OpenCV's writer without PyAV) and with ``libx264`` at several presets (and
+``h264_nvenc`` where it opens), on the calling thread, and prints wall and CPU milliseconds per frame and
+the size per frame. CPU time counts every thread of the process (x264 runs its own), so it is the figure
+that matters on a machine whose cores the inference already keeps busy. Encoders are run in turn,
+``--rounds`` times, and the median per encoder is shown.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""Video encoders behind :class:`app.outputs.VideoOutput`: H.264 through PyAV, or OpenCV's ``mp4v``/``MJPG``.
+"""Video encoders behind :class:`app.outputs.VideoOutput`: H.264, MPEG-4 Part 2 and MJPEG through PyAV.
 
 ``--codec auto`` (the default) writes H.264 in the mp4/mov/mkv container: NVIDIA's ``h264_nvenc`` where
 the GPU has it (probed by opening the encoder once), else ``libx264`` on the CPU. H.264 mp4 files play in
-web browsers and common viewers; OpenCV's ``mp4v`` (MPEG-4 Part 2) often does not. ``.avi`` keeps
-OpenCV's MJPG. The PyAV wheels bundle FFmpeg with both H.264 encoders (``pip install av``).
+web browsers and common viewers; ``mp4v`` (MPEG-4 Part 2) often does not. ``.avi`` keeps MJPG. The PyAV
+wheels bundle FFmpeg with all of these encoders (``pip install av``); ``mp4v`` and ``MJPG`` go through
+FFmpeg's ``mpeg4`` and ``mjpeg`` encoders, so every codec can write the crash-safe fragmented MP4 of
+:mod:`app.recording`. Only without PyAV do ``mp4v``/``MJPG`` fall back to OpenCV's ``cv2.VideoWriter``,
+whose files are not crash-safe (unreadable until closed).
 
-Frames are converted BGR → I420 with OpenCV (about 10× faster than FFmpeg's swscale here) and encoded
-on a thread of their own behind a small bounded queue, so the render stage does not wait for x264.
+H.264 frames are converted BGR → I420 with OpenCV (about 10× faster than FFmpeg's swscale here); all are
+encoded on a thread of their own behind a small bounded queue, so the render stage does not wait for x264.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -32,6 +35,19 @@ CODEC_CHOICES = ("auto", "h264", "h264_nvenc", "mp4v")
 H264_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 #: Container suffix → FourCC that OpenCV/FFmpeg writes without extra codecs (``--codec mp4v``, and ``.avi``).
 OPENCV_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+#: A resolved codec name → the FFmpeg encoder PyAV opens for it (all of them, when PyAV is installed).
+PYAV_ENCODERS = {"libx264": "libx264", "h264_nvenc": "h264_nvenc", "mp4v": "mpeg4", "MJPG": "mjpeg"}
+#: Container suffix → FFmpeg format name, for files PyAV writes in one piece.
+PYAV_CONTAINERS = {**H264_CONTAINERS, ".avi": "avi"}
+#: Fragmented MP4 (the crash-safe partial recording): an empty ``moov`` first, then a self-contained
+#: ``moof``+``mdat`` fragment at every keyframe and at least every 0.5 s, each pushed to the file at once.
+FRAGMENTED_MP4 = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": "500000",
+    "flush_packets": "1",
+}
+#: Fixed MJPEG quantiser (2 best .. 31): about the size and quality of OpenCV's MJPG.
+MJPEG_QSCALE = 3
 #: libx264 preset, chosen with ``python -m app.bench --codec h264 --x264-preset P`` (see README).
 DEFAULT_X264_PRESET = "ultrafast"
 X264_CRF = "23"
@@ -84,7 +100,7 @@ def resolve_codec(requested: str, path: Path) -> str:
         raise SetupError(f"--codec {requested} --output {path}: H.264 is written to {', '.join(H264_CONTAINERS)} (expected one of those)")
     if not have_pyav():
         if requested == "auto":
-            LOG.warning("PyAV is not installed: writing mp4v instead of H.264 (%s)", INSTALL_AV)
+            LOG.warning("PyAV is not installed: writing OpenCV's mp4v instead of H.264, not crash-safe (%s)", INSTALL_AV)
             return OPENCV_CODECS[suffix]
         raise SetupError(f"--codec {requested}: needs PyAV, which is not installed ({INSTALL_AV})")
     if requested == "h264_nvenc":
@@ -126,42 +142,58 @@ class OpenCVEncoder:
 
 
 class PyAVEncoder:
-    """H.264 (``libx264`` or ``h264_nvenc``) in an mp4/mov/mkv container through PyAV.
+    """``libx264``/``h264_nvenc`` (H.264), ``mp4v`` (MPEG-4 Part 2) or ``MJPG`` through PyAV.
 
-    Odd frame sizes are padded by one edge pixel (4:2:0 needs even sizes).
+    ``target``: a path (container from its suffix, ``faststart`` mp4/mov) or, with ``fragmented``, a path
+    or an open binary file that receives fragmented MP4 (:data:`FRAGMENTED_MP4`, a keyframe at least
+    every second). Odd frame sizes are padded by one edge pixel (4:2:0 needs even sizes).
     """
 
-    def __init__(self, path: Path, codec: str, fps: float, size: Size, preset: str | None = None) -> None:
+    def __init__(
+        self,
+        target: Path | BinaryIO,
+        codec: str,
+        fps: float,
+        size: Size,
+        preset: str | None = None,
+        fragmented: bool = False,
+    ) -> None:
         import av
 
-        self._container = av.open(
-            str(path),
-            mode="w",
-            format=H264_CONTAINERS[path.suffix.lower()],
-            options={"movflags": "+faststart"} if path.suffix.lower() != ".mkv" else {},
-        )
+        if fragmented:
+            container_format, options = "mp4", dict(FRAGMENTED_MP4)
+        elif isinstance(target, Path):
+            container_format = PYAV_CONTAINERS[target.suffix.lower()]
+            options = {"movflags": "+faststart"} if container_format in ("mp4", "mov") else {}
+        else:
+            raise ValueError("PyAVEncoder: an open file is written as fragmented MP4 only (expected fragmented=True)")
+        self._container = av.open(str(target) if isinstance(target, Path) else target, mode="w", format=container_format, options=options)
         try:
-            self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+            self._stream = self._container.add_stream(PYAV_ENCODERS[codec], rate=Fraction(fps).limit_denominator(1001))
             height, width = size
             self._pad = (height % 2, width % 2)
             self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
-            self._stream.pix_fmt = "yuv420p"
-            options: dict[str, Any] = {}
-            if codec == "libx264":
-                options = {"preset": preset or DEFAULT_X264_PRESET, "crf": X264_CRF}
-            elif codec == "h264_nvenc" and preset:
-                options = {"preset": preset}
-            self._stream.options = options
+            self._stream.pix_fmt = "yuvj420p" if codec == "MJPG" else "yuv420p"
+            _configure(self._stream.codec_context, codec, fps)
+            if fragmented:  # a fragment, and a place to start decoding, at least every second
+                self._stream.codec_context.gop_size = max(1, round(fps))
+            self._stream.options = _codec_options(codec, preset)
         except Exception:
             self._container.close()
             raise
         self._frame_type = av.VideoFrame
+        # mp4v/MJPG: FFmpeg converts from BGR, as OpenCV's writer did (the golden references were made so;
+        # MJPG needs JPEG's full-range YUV). H.264: OpenCV's faster BGR → I420.
+        self._from_bgr = codec in ("mp4v", "MJPG")
 
     def encode(self, frame: np.ndarray) -> None:
         if any(self._pad):
             frame = cv2.copyMakeBorder(frame, 0, self._pad[0], 0, self._pad[1], cv2.BORDER_REPLICATE)
-        yuv = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
-        for packet in self._stream.encode(self._frame_type.from_ndarray(yuv, format="yuv420p")):
+        if self._from_bgr:
+            picture = self._frame_type.from_ndarray(frame, format="bgr24")
+        else:
+            picture = self._frame_type.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        for packet in self._stream.encode(picture):
             self._container.mux(packet)
 
     def finish(self) -> None:
@@ -172,12 +204,48 @@ class PyAVEncoder:
             self._container.close()
 
 
-def open_encoder(path: Path, codec: str, fps: float, size: Size, preset: str | None = None) -> FrameEncoder:
-    """An encoder for a codec name from :func:`resolve_codec`, for frames of ``size``."""
+def _configure(context: Any, codec: str, fps: float) -> None:
+    """Rate control of the MPEG encoders (FFmpeg's default of 200 kbit/s is far too low for either)."""
+    if codec == "mp4v":  # OpenCV's choice for its mp4v writer: one bit per pixel and frame
+        context.bit_rate = int(min(fps * context.width * context.height, 2**30))
+    elif codec == "MJPG":
+        context.qscale = True
+        context.qmin = context.qmax = MJPEG_QSCALE
+
+
+def _codec_options(codec: str, preset: str | None) -> dict[str, str]:
+    """FFmpeg encoder options: x264 preset and CRF, or the NVENC preset."""
+    if codec == "libx264":
+        return {"preset": preset or DEFAULT_X264_PRESET, "crf": X264_CRF}
+    if codec == "h264_nvenc" and preset:
+        return {"preset": preset}
+    return {}
+
+
+def open_encoder(
+    path: Path | BinaryIO,
+    codec: str,
+    fps: float,
+    size: Size,
+    preset: str | None = None,
+    fragmented: bool = False,
+) -> FrameEncoder:
+    """An encoder for a codec name from :func:`resolve_codec`, for frames of ``size``.
+
+    Every codec goes through PyAV when it is installed; only then can ``fragmented`` (crash-safe
+    fragmented MP4, see :class:`PyAVEncoder`) be asked for. Without PyAV, ``mp4v``/``MJPG`` use OpenCV.
+    """
     size = Size.require(size, "open_encoder size")
-    if codec in ("libx264", "h264_nvenc"):
-        return PyAVEncoder(path, codec, fps, size, preset)
+    if codec in ("libx264", "h264_nvenc") or (codec in PYAV_ENCODERS and have_pyav()):
+        return PyAVEncoder(path, codec, fps, size, preset, fragmented)
+    if fragmented or not isinstance(path, Path):
+        raise ValueError(f"{codec}: fragmented MP4 needs PyAV, which is not installed ({INSTALL_AV})")
     return OpenCVEncoder(path, codec, fps, size)
+
+
+def writes_fragmented(codec: str) -> bool:
+    """Whether ``codec`` (from :func:`resolve_codec`) can write the crash-safe fragmented MP4 here (through PyAV)."""
+    return codec in PYAV_ENCODERS and have_pyav()
 
 
 class ThreadedEncoder:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from app.errors import SetupError
 
-#: Mask files written by :class:`app.outputs.MaskWriter` (``000123.png``).
-MASK_NAME = re.compile(r"^\d{6}\.png$")
+#: Mask files written by :class:`app.outputs.MaskWriter` (``000123.png``, and ``.000123.png.part`` that a
+#: crash left while one was being written).
+MASK_NAME = re.compile(r"^(\d{6}\.png|\.\d{6}\.png\.part)$")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -88,8 +89,8 @@ def check_output_file(path: Path, option: str) -> Path:
 def check_mask_dir(directory: Path, overwrite: bool) -> list[Path]:
     """Validate ``--save-masks``: refuse a folder holding files unless ``overwrite``; returns old masks to replace.
 
-    With ``overwrite`` only a folder holding nothing but mask PNGs of an earlier run (``NNNNNN.png``) is
-    accepted; those are deleted when the first new mask is written, so runs never mix.
+    With ``overwrite`` only a folder holding nothing but mask PNGs of an earlier run (``NNNNNN.png``, or a
+    ``.NNNNNN.png.part`` left by a crash) is accepted; those are deleted when the first new mask is written, so runs never mix.
     """
     check_writable_dir(directory, "--save-masks")
     if not directory.is_dir():

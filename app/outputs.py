@@ -2,9 +2,13 @@
 
 Both are checked before start (writable folder, known container/codec, a ``--save-masks`` folder that
 would not mix runs) but created only when the first frame arrives, so a run that fails before its first
-frame leaves nothing behind. The video is written to a hidden temporary file beside its destination
-and renamed into place when it is finalised (:meth:`VideoOutput.close`, also on Ctrl-C/SIGTERM), so a
-reader never sees a half-written recording and the destination is replaced only by a complete one.
+frame leaves nothing behind. The video is recorded crash-safe (:mod:`app.recording`): into
+``<stem>.partial.mp4`` beside its destination, fragmented MP4 that plays after a ``kill -9``, remuxed
+into the destination when finalised (:meth:`VideoOutput.close`, also on Ctrl-C/SIGTERM), so the
+destination is replaced only by a complete file; a partial left by a crash is finalised as
+``<stem>.recovered-<time>.mp4`` when the next run with the same output starts. Only OpenCV's writer
+(``mp4v``/``MJPG`` without PyAV) is not crash-safe: it writes a hidden temporary file renamed into place.
+Each mask is written to a hidden temporary file and renamed, so a crash leaves every mask whole or absent.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.encoders import OPENCV_CODECS, FrameEncoder, ThreadedEncoder, open_encoder, resolve_codec
+from app.encoders import OPENCV_CODECS, FrameEncoder, ThreadedEncoder, open_encoder, resolve_codec, writes_fragmented
 from app.errors import SetupError
 from app.output_paths import check_mask_dir, check_output_file, check_writable_dir
+from app.recording import FragmentedRecording, recover_partial
 from app.size import Size
 from models.atomic_io import _current_umask
 
@@ -41,7 +46,8 @@ class VideoOutput:
     """An overlay video at the input's size and fps, created at the first frame, finalised by :meth:`close`.
 
     ``codec`` is a ``--codec`` choice (``auto``: H.264, NVENC where available); ``threaded`` encodes on a
-    thread of its own.
+    thread of its own. A partial recording of the same path left by a crashed run is finalised when this
+    is created (:attr:`recovered`, see :func:`app.recording.recover_partial`).
     """
 
     def __init__(
@@ -60,6 +66,8 @@ class VideoOutput:
         if size.width < 1 or size.height < 1:
             raise SetupError(f"--output {path}: frame size {size.width}x{size.height} (expected a positive size)")
         self.codec = resolve_codec(codec, self.path)
+        self.crash_safe = writes_fragmented(self.codec)
+        self.recovered = recover_partial(self.path)
         self.preset = preset
         self.size = size
         self.fps = fps
@@ -67,10 +75,14 @@ class VideoOutput:
         self.frames_written = 0
         self._encoder: FrameEncoder | None = None
         self._tmp: Path | None = None
+        self._recording: FragmentedRecording | None = None
         self._closed = False
 
     def _open(self) -> FrameEncoder:
         _make_dirs(self.path.parent)
+        if self.crash_safe:
+            self._recording = FragmentedRecording.open(self.path, self.codec, self.fps, self.size, self.preset)
+            return ThreadedEncoder(self._recording) if self.threaded else self._recording
         fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(name)
@@ -100,6 +112,14 @@ class VideoOutput:
         if self._closed:
             return
         self._closed = True
+        if self._encoder is not None and self._recording is not None:
+            try:
+                self._encoder.finish()
+            except BaseException:
+                self._recording.abandon()  # what was written stays playable; the next start recovers it
+                raise
+            self._recording.finalise()
+            return
         if self._encoder is None or self._tmp is None:
             return
         try:
@@ -139,6 +159,10 @@ class MaskWriter:
         if not self._ready:
             self._prepare()
         path = self.directory / f"{index:06d}.png"
-        if not cv2.imwrite(str(path), mask, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise OSError(f"could not write mask {path}")
+        ok, png = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise OSError(f"could not encode mask {path} (expected a 2-D uint8 mask, got {mask.dtype} {mask.shape})")
+        tmp = self.directory / f".{path.name}.part"  # whole or absent after a crash; a leftover is cleared
+        tmp.write_bytes(png.tobytes())
+        os.replace(tmp, path)
         self.count += 1

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.atomic_io import atomic_write_text
 from models.percentiles import percentiles
+
+LOG = logging.getLogger(__name__)
+#: Seconds between the stats JSON snapshots written while a run goes on (``--stats``).
+SNAPSHOT_INTERVAL_S = 2.0
+#: A snapshot may take at most this share of the time: the interval grows with the cost of one.
+SNAPSHOT_SHARE = 0.1
 
 
 @dataclass
@@ -68,7 +77,7 @@ class StatsRecorder:
         }
 
     def write_json(self, path: str | os.PathLike[str], summary: dict[str, Any]) -> None:
-        """Atomically write ``{"summary": ..., "frames": [...]}``."""
+        """Atomically write ``{"summary": ..., "frames": [...]}`` (also while frames are still being added)."""
         frames = [
             {
                 "index": f.index,
@@ -78,9 +87,50 @@ class StatsRecorder:
                 "render_end_s": round(f.render_end, 6),
                 "latency_ms": round(f.latency_ms, 3),
             }
-            for f in self.frames
+            for f in list(self.frames)
         ]
         atomic_write_text(path, json.dumps({"summary": summary, "frames": frames}, indent=1, allow_nan=False) + "\n")
+
+
+class PeriodicWriter:
+    """Calls ``write`` every ``interval_s`` seconds on a thread of its own until :meth:`stop`.
+
+    Used for the stats JSON snapshots, so a crash keeps the figures up to the last one. The interval grows
+    so that writing takes at most :data:`SNAPSHOT_SHARE` of the time (the per-frame list grows with the
+    run); a failed write is logged once and retried at the next interval.
+    """
+
+    def __init__(self, write: Callable[[], None], interval_s: float = SNAPSHOT_INTERVAL_S, name: str = "surgseg-stats") -> None:
+        self._write = write
+        self.interval_s = interval_s
+        self.written = 0
+        self._failed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> PeriodicWriter:
+        """Start the thread; returns ``self``."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        interval = self.interval_s
+        while not self._stop.wait(interval):
+            started = time.perf_counter()
+            try:
+                self._write()
+                self.written += 1
+            except Exception as error:  # noqa: BLE001 - a snapshot must never stop the run
+                if not self._failed:
+                    LOG.warning("could not write the stats snapshot: %s (retrying every %.0f s)", error, interval)
+                self._failed = True
+            interval = max(self.interval_s, (time.perf_counter() - started) / SNAPSHOT_SHARE)
+
+    def stop(self) -> None:
+        """Stop the thread (a write in progress completes first)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def frame_accounting(
