@@ -393,8 +393,8 @@ def paced_by_timestamps(ran: Ran) -> None:
     """--realtime follows the frames' own times: no frame captured before its time, none much after."""
     accounting = ran.accounting
     skipped = accounting["skipped"]
-    # Stale frames (replaced before inference) are captured but not rendered: not_rendered may count them again.
-    assert set(skipped) <= {"late", "stale", "not_rendered"} and skipped.get("not_rendered", 0) in (0, skipped.get("stale", 0))
+    # Stale frames (replaced before inference) are captured but not rendered: counted once, as stale.
+    assert set(skipped) <= {"late", "stale"}
     assert accounting["rendered"] + skipped.get("late", 0) + skipped.get("stale", 0) == len(VFR_PTS_MS), accounting
     assert accounting["truncated"] is False and accounting["header_frames"] in (6, None)
     times = {f["index"]: f["capture_s"] for f in ran.stats["frames"]}
