@@ -260,7 +260,7 @@ def test_footage_augmentations_keep_image_and_mask_consistent() -> None:
     every = replace(every, **{k: 1.0 for k in ("p_color_cast", "p_haze", "p_motion_blur", "p_overexpose", "p_specular")})
     changed, same_mask = footage(image, mask, rng, every)
     assert np.array_equal(same_mask, mask) and not np.array_equal(changed, image)
-    assert set(AUGMENT_PRESETS) == {"basic", "footage", "footage+negatives", "footage+negatives+lobes"}
+    assert set(AUGMENT_PRESETS) == {"basic", "footage", "footage+negatives", "footage+negatives+lobes", "footage+negatives+lobes+cholec"}
     with pytest.raises(ValueError, match="augmentation preset 'heavy'"):
         augment_preset("heavy")
 

@@ -7,10 +7,13 @@ temperature, blur, noise, JPEG) only touch the image.
 
 The "footage" operations model real endoscopes the training data does not show: monochrome
 sensors, strong colour casts, haze and smoke, motion blur, over-exposure, specular highlights
-and field stops (circular, rectangular or none). Hard negatives (pale glossy organs, large glare, elongated pale lobes)
-are drawn only where the mask is background, behind the instruments, so labels stay exact. A field stop blacks out the image outside the
-stop and clears the mask there too (nothing is visible, so nothing is instrument). Every random draw comes from the
-``numpy.random.Generator`` passed in, so a given (seed, epoch, index) is reproducible.
+and field stops (circular, rectangular or none). Hard negatives (pale glossy organs, large glare, elongated pale lobes,
+and in ``training/augment_negatives.py`` white strands, fat lobules and glare beside instrument tips) are drawn only
+where the mask is background, behind the instruments, so labels stay exact; the monochrome sensor there recolours the
+whole frame and never the mask. A field stop blacks out the image outside the stop and clears the mask there too
+(nothing is visible, so nothing is instrument). Every random draw comes from the ``numpy.random.Generator`` passed in,
+so a given (seed, epoch, index) is reproducible. An operation added after a preset was trained draws from that
+generator only when its probability is > 0, so every older preset keeps its random stream.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from training.augment_negatives import _behind_instruments, fat_lobules, monochrome_sensor, tip_glare, white_strands
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,11 @@ class AugmentConfig:
     p_pale_organ: float = 0.0
     p_glare: float = 0.0
     p_pale_lobe: float = 0.0  # drawn only when > 0, so presets without it keep their random streams
+    # cholecystectomy and monochrome-sensor footage (training/augment_negatives.py); each drawn only when > 0
+    p_white_strands: float = 0.0
+    p_fat_lobules: float = 0.0
+    p_tip_glare: float = 0.0
+    p_monochrome_sensor: float = 0.0  # the whole frame (instruments too); never the mask
 
 
 FOOTAGE = dict(
@@ -79,14 +89,20 @@ HARD_NEGATIVES = dict(p_pale_organ=0.3, p_glare=0.15)
 PALE_LOBES = dict(p_pale_lobe=0.2)
 """Probability of the elongated pale lobe in the ``footage+negatives+lobes`` preset."""
 
-AUGMENT_PRESETS = ("basic", "footage", "footage+negatives", "footage+negatives+lobes")
+CHOLEC = dict(p_white_strands=0.3, p_fat_lobules=0.25, p_tip_glare=0.2, p_monochrome_sensor=0.1)
+"""Probabilities of the cholecystectomy and monochrome-sensor operations in ``footage+negatives+lobes+cholec``."""
+
+AUGMENT_PRESETS = ("basic", "footage", "footage+negatives", "footage+negatives+lobes", "footage+negatives+lobes+cholec")
 
 
 def augment_preset(name: str) -> AugmentConfig:
     """``basic``: geometry, colour, blur, noise, JPEG; ``footage``: basic plus the real-footage operations;
     ``footage+negatives``: footage plus pale glossy organs and glare drawn behind the instruments;
     ``footage+negatives+lobes``: also elongated pale lobes (bowel loops, fat pads, ducts) entering from a frame
-    edge, the shaft-like shapes a model confuses with pale plastic instruments."""
+    edge, the shaft-like shapes a model confuses with pale plastic instruments;
+    ``footage+negatives+lobes+cholec``: also thin translucent white strands and fascia, yellow fat lobules and glare
+    beside instrument tips (behind the instruments), and a monochrome sensor (grey, bright, textured, grainy) on the
+    whole frame — the looks the model marked as tool on cholecystectomy and monochrome robot footage."""
     if name == "basic":
         return AugmentConfig()
     if name == "footage":
@@ -95,6 +111,8 @@ def augment_preset(name: str) -> AugmentConfig:
         return AugmentConfig(**FOOTAGE, **HARD_NEGATIVES)
     if name == "footage+negatives+lobes":
         return AugmentConfig(**FOOTAGE, **HARD_NEGATIVES, **PALE_LOBES)
+    if name == "footage+negatives+lobes+cholec":
+        return AugmentConfig(**FOOTAGE, **HARD_NEGATIVES, **PALE_LOBES, **CHOLEC)
     raise ValueError(f"augmentation preset {name!r}: expected one of {', '.join(AUGMENT_PRESETS)}")
 
 
@@ -215,13 +233,6 @@ def specular(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 PALE_ORGAN_BGR = ((0.62, 0.86, 0.92), (0.88, 0.90, 0.90), (0.55, 0.80, 0.78), (0.70, 0.78, 0.95))
 """Gallbladder yellow-white, white fascia, greenish bile-stained and pinkish-pale tissue (BGR, 0..1)."""
-
-
-def _behind_instruments(image: np.ndarray, mask: np.ndarray, layer: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite ``layer`` (float BGR 0..255) with coverage ``alpha`` where the mask is background and the
-    image is not the black surround of a field stop."""
-    alpha = (alpha * ((mask == 0) & (image.max(axis=2) > 12)))[..., None]
-    return np.clip(image.astype(np.float32) * (1.0 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
 
 
 def _soft_blob(rng: np.random.Generator, height: int, width: int, ellipse: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -346,12 +357,20 @@ def footage(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: 
         image = glare(image, mask, rng)
     if cfg.p_pale_lobe > 0 and rng.random() < cfg.p_pale_lobe:
         image = pale_lobe(image, mask, rng)
+    if cfg.p_fat_lobules > 0 and rng.random() < cfg.p_fat_lobules:
+        image = fat_lobules(image, mask, rng)
+    if cfg.p_white_strands > 0 and rng.random() < cfg.p_white_strands:
+        image = white_strands(image, mask, rng)
+    if cfg.p_tip_glare > 0 and rng.random() < cfg.p_tip_glare:
+        image = tip_glare(image, mask, rng)
     if rng.random() < cfg.p_haze:
         image = haze(image, rng, cfg)
     if rng.random() < cfg.p_motion_blur:
         image = motion_blur(image, rng, cfg)
     if rng.random() < cfg.p_grayscale:
         image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if cfg.p_monochrome_sensor > 0 and rng.random() < cfg.p_monochrome_sensor:
+        image = monochrome_sensor(image, mask, rng)
     if rng.random() < cfg.p_field_stop:
         visible = field_stop_mask(rng, *mask.shape[:2])
         image = image * visible[..., None]
