@@ -103,8 +103,11 @@ def before_after_grid(path: Path, pairs: Sequence[FramePair], before: Scored, af
     return write_grid(path, tiles)
 
 
-def _row(name: str, metrics: dict[str, float], threshold: float) -> str:
-    return f"| {name} | {threshold:.2f} | {metrics['iou']:.3f} | {metrics['precision']:.3f} | {metrics['recall']:.3f} |"
+def _table(title: str, rows: dict[str, dict[str, float]]) -> list[str]:
+    """A markdown section: ``title`` and one row per model (its threshold, IoU, precision, recall)."""
+    lines = [f"## {title}", "", "| model | threshold | IoU | precision | recall |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {m['threshold']:.2f} | {m['iou']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} |" for name, m in rows.items()]
+    return lines
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -122,20 +125,11 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{report['training']['seconds']:.0f} s of training, precision {report['training']['precision']}.",
         f"- Wall-clock time: {report['seconds']:.0f} s (asked: {report['minutes']:g} min).",
         "",
-        "## Your held-back frames",
+        *_table("Your held-back frames", {"before (shipped threshold)": held["before"],
+                                         "before, threshold picked on these frames": held["before_repicked"],
+                                         "**after**": held["after"]}),
         "",
-        "| model | threshold | IoU | precision | recall |",
-        "|---|---:|---:|---:|---:|",
-        _row("before (shipped threshold)", held["before"], held["before"]["threshold"]),
-        _row("before, threshold picked on these frames", held["before_repicked"], held["before_repicked"]["threshold"]),
-        _row("**after**", held["after"], held["after"]["threshold"]),
-        "",
-        "## Generated validation scenes (what the model may have forgotten)",
-        "",
-        "| model | threshold | IoU | precision | recall |",
-        "|---|---:|---:|---:|---:|",
-        _row("before", gen["before"], gen["before"]["threshold"]),
-        _row("after", gen["after"], gen["after"]["threshold"]),
+        *_table("Generated validation scenes (what the model may have forgotten)", {"before": gen["before"], "after": gen["after"]}),
         f"| change | | {gen['after']['iou'] - gen['before']['iou']:+.3f} | | |",
         "",
         "## Read with care",

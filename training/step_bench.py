@@ -30,6 +30,7 @@ import torch
 
 from models.atomic_io import atomic_write_text
 from models.checkpoint import ModelMeta, build_segmenter
+from models.cpu import cpu_model_name
 from models.sizes import parse_size
 from models.unet import preset
 from training.augment import AUGMENT_PRESETS, augment, augment_preset
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"width {row['width']:2d}  {row['variant']:20s} {row['frames_per_s']:7.1f} frames/s  x{row['speedup_vs_fp32']:.2f} vs fp32")
     report = {
         "command": "python -m training.step_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"processor": platform.processor() or platform.machine(), "cpu_model": _cpu_model(),
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu_model": cpu_model_name(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "bf16_flags": sorted({"avx512_bf16", "amx_bf16"} & cpu_flags()), "loadavg": list(_loadavg())},
         "auto_precision": {"name": auto.name, "reason": auto.reason},
@@ -147,16 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _loadavg() -> tuple[float, float, float]:
