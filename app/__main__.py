@@ -42,6 +42,7 @@ from app.sources import CaptureOptions, FrameSource, open_source
 from app.startup import StartupInterrupted, end_startup, raise_on_signal
 from app.stats import PeriodicWriter, StatsRecorder, format_accounting, frame_accounting
 from engine.backends import BACKEND_NAMES, BackendUnavailable, InferenceBackend, create_backend
+from engine.backends.factory import PRECISION_CHOICES, backend_for_precision
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 
 LOG = logging.getLogger("app")
@@ -156,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="inference backend (default: auto)")
     model.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="auto: fp16 on GPUs; on ONNX Runtime CPU int8 where a cached INT8 build passes its parity record and "
+        "was measured faster, else fp32 (the reason logged); int8: ONNX Runtime CPU, calibrated once and cached",
+    )
+    model.add_argument(
         "--threads",
         type=_positive_int,
         help="CPU threads per inference call (default: the cores split between the inference workers)",
@@ -204,13 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_backend(checkpoint: Path, backend: str, threads: int | None = None) -> InferenceBackend:
+def load_backend(
+    checkpoint: Path, backend: str, threads: int | None = None, precision: str = "auto"
+) -> InferenceBackend:
     """``create_backend`` with its failures turned into one-line :class:`SetupError` messages."""
     if not checkpoint.is_file():
         hint = " (the shipped model is not trained yet; pass --checkpoint)" if checkpoint == DEFAULT_CHECKPOINT else ""
         raise SetupError(f"--checkpoint {checkpoint}: no such file (expected a model checkpoint .pt or .onnx){hint}")
     try:
-        return create_backend(checkpoint, backend, threads=threads)
+        return create_backend(checkpoint, backend, precision=precision, threads=threads)
     except (CheckpointError, BackendUnavailable, ValueError) as error:
         raise SetupError(f"--checkpoint {checkpoint} --backend {backend}: {error}") from error
 
@@ -309,10 +319,12 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, output, show)
     with ExitStack() as stack:
         try:
-            plan = plan_inference(args.backend, args.inference_workers, args.threads)
+            plan = plan_inference(
+                backend_for_precision(args.backend, args.precision), args.inference_workers, args.threads
+            )
         except ValueError as error:
             raise SetupError(str(error)) from error
-        backend = load_backend(args.checkpoint, args.backend, plan.threads)
+        backend = load_backend(args.checkpoint, args.backend, plan.threads, args.precision)
         stack.callback(backend.close)
         try:
             workers = plan.workers_for(backend)

@@ -8,25 +8,59 @@ import json
 import logging
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from engine.backends.base import BackendUnavailable
-from engine.backends.factory import CONCRETE_BACKENDS, available_backends, construct
+from engine.backends.factory import CONCRETE_BACKENDS, PRECISION_CHOICES, available_backends, construct
 from engine.bench import DEFAULT_SIZES, environment, format_bench, run_bench
 from engine.export import EXPORTERS, export_onnx
+from engine.int8_data import ACTIVATIONS, VARIANTS, Int8Recipe
 from engine.model_source import load_model_source
 from engine.onnx_meta import read_onnx_meta
 from engine.parity import format_parity, verify
 from engine.specs import parse_specs
 from engine.synthetic import random_model
 from engine.trt_cache import MAX_BATCH
-from models.atomic_io import atomic_write_text
+from models.atomic_io import atomic_write_bytes, atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from models.sizes import parse_sizes
 from models.unet import preset
 
 
+def _export_int8(args: argparse.Namespace) -> int:
+    from engine import int8
+    from engine.int8_record import int8_verdict
+
+    if args.fixed_batch or args.exporter != "torchscript" or args.opset != 17:
+        print("error: --precision int8 quantizes the default export (torchscript, opset 17, dynamic batch); "
+              "drop --fixed-batch/--exporter/--opset", file=sys.stderr)
+        return 2
+    chosen = {"variant": args.int8_variant, "activations": args.int8_activations}
+    recipe = replace(int8.DEFAULT_RECIPE, **{key: value for key, value in chosen.items() if value is not None})
+    path, meta, info = int8.ensure_int8(args.checkpoint, recipe)
+    atomic_write_bytes(args.out, path.read_bytes())
+    record = info["int8"]
+    calibration = record["calibration"]
+    print(f"wrote {args.out}: int8 ({record['recipe']['variant']}, activations {record['recipe']['activations']}), "
+          f"input frames uint8 Nx{meta.input_height}x{meta.input_width}x3 BGR, model hash {info['model_hash']} "
+          f"(cached as {path})")
+    print(f"calibration: {calibration['generated']['frames']} generated frames; real frames: "
+          f"{calibration['real']['frames']} ({calibration['real']['reason']})")
+    for name, root in record["parity"]["roots"].items():
+        print(f"parity {name}: INT8 vs FP32 mask IoU {root['iou']:.4f} over {root['frames']} frames ({root['source']})")
+    if "speed" in record:
+        speed = record["speed"]
+        print(f"speed at build: fp32 {speed['fp32_ms']:.2f} ms, int8 {speed['int8_ms']:.2f} ms "
+              f"({speed['threads']} threads, load {speed['load_avg_1m']})")
+    usable, why = int8_verdict(record)
+    print(f"auto would use {'int8' if usable else 'fp32'}: {why}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
+    if args.precision == "int8":
+        return _export_int8(args)
     if args.exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
         print("error: --exporter dynamo needs the onnxscript package (pip install onnxscript, "
               "or pip install -r requirements.txt); --exporter torchscript works without it", file=sys.stderr)
@@ -80,6 +114,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     specs = parse_specs(args.backends, list(CONCRETE_BACKENDS))
+    specs = [replace(spec, precision=args.precision) if spec.precision == "auto" else spec for spec in specs]
     sizes = parse_sizes(args.sizes) if args.sizes else list(DEFAULT_SIZES)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     rows = run_bench(specs, models, sizes, iterations=args.iterations, budget_s=args.budget,
@@ -102,7 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a checkpoint to ONNX (uint8 frames in, float32 logits out)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="int8: static QDQ quantization for ONNX Runtime CPU, calibrated on training frames, "
+                        "with its INT8-vs-FP32 parity record in the metadata (engine/int8.py)")
+    p.add_argument("--int8-variant", choices=VARIANTS,
+                   help=f"what is quantized: conv-lowres = Conv nodes at 1/4 of the input size or less, "
+                        f"conv = every Conv, conv-noends = every Conv but the first and last, all = every op "
+                        f"(default {Int8Recipe.variant}, the variant auto and --precision int8 use)")
+    p.add_argument("--int8-activations", choices=ACTIVATIONS, help=f"default {Int8Recipe.activations}")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--exporter", choices=EXPORTERS, default="torchscript")
     p.add_argument("--fixed-batch", action="store_true", help="batch axis fixed to 1 instead of dynamic")
@@ -130,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="fast,classic")
     p.add_argument("--sizes", help="comma-separated HxW; default 256x320,512x640,538x701")
     p.add_argument("--backends", help="comma-separated specs; default: all available")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="precision of the specs that name none (a backend that does not run it is skipped)")
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--budget", type=float, default=2.0, help="seconds of timed calls per combination (min 3 calls)")
     p.add_argument("--json", type=Path)

@@ -39,6 +39,11 @@ def load_model_source(path: str | os.PathLike[str]) -> tuple[FrameSegmenter, Mod
         return load_checkpoint(path)
     proto = load_proto(path)
     meta, info = meta_from_proto(proto, path)
+    if info["precision"] == "int8":
+        raise OnnxModelError(
+            f"ONNX model {path} is an INT8 (quantized) file: its float weights cannot be read back; "
+            "use the .pt checkpoint or its fp32 export"
+        )
     model = build_segmenter(meta)
     weights = _initializers(proto)
     state: dict[str, torch.Tensor] = {}

@@ -17,7 +17,9 @@ import onnx
 
 from models.checkpoint import ModelMeta
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16")  #: what the exporter writes
+#: what an ONNX file of this project may hold: the exports, and INT8 quantizations (:mod:`engine.int8`)
+FILE_PRECISIONS = (*PRECISIONS, "int8")
 INPUT_NAME = "frames"
 OUTPUT_NAME = "logits"
 ONNX_FORMAT = "surgical-seg-onnx"
@@ -33,6 +35,12 @@ def check_precision(precision: str) -> str:
     """Return ``precision`` if it is ``fp32`` or ``fp16``; raise ``ValueError`` otherwise."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def _file_precision(precision: str) -> str:
+    if precision not in FILE_PRECISIONS:
+        raise ValueError(f"precision must be one of {FILE_PRECISIONS}, got {precision!r}")
     return precision
 
 
@@ -80,7 +88,7 @@ def meta_from_proto(proto: onnx.ModelProto, path: Path) -> tuple[ModelMeta, dict
         meta = ModelMeta.from_dict(json.loads(props["meta"]))
         info: dict[str, Any] = {
             "model_hash": props["model_hash"],
-            "precision": check_precision(props["precision"]),
+            "precision": _file_precision(props["precision"]),
             "contract": json.loads(props["contract"]),
             "exporter": props.get("exporter", ""),
             "opset": int(props.get("opset", "0")),

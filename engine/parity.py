@@ -17,7 +17,8 @@ from engine.specs import BackendSpec
 from engine.synthetic import draw_frames
 
 #: Allowed max |Δlogits|, relative to max(1, max |reference logits|), and minimum mask IoU.
-TOLERANCES = {"fp32": (1e-3, 0.999), "fp16": (2e-2, 0.99)}
+#: INT8 (``onnxruntime-cpu/int8``): its own record's bar (engine/int8_record.py: MIN_IOU) and a loose logit bound.
+TOLERANCES = {"fp32": (1e-3, 0.999), "fp16": (2e-2, 0.99), "int8": (0.25, 0.98)}
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.backends.base import BackendUnavailable, InferenceBackend
 from engine.backends.factory import CONCRETE_BACKENDS, backend_unavailable, construct, create_backend
+from engine.backends.registry import capabilities
 from engine.backends.torch_backend import TorchBackend
 from engine.model_source import load_model_source
 
@@ -32,8 +33,10 @@ class BackendSpec:
         name, _, precision = body.partition("/")
         if name not in CONCRETE_BACKENDS:
             raise ValueError(f"backend spec {text!r}: unknown backend {name!r}; expected one of {CONCRETE_BACKENDS}")
-        if precision and precision not in ("fp32", "fp16"):
-            raise ValueError(f"backend spec {text!r}: precision must be fp32 or fp16")
+        if precision and precision not in ("fp32", "fp16", "int8"):
+            raise ValueError(f"backend spec {text!r}: precision must be fp32, fp16 or int8")
+        if precision == "int8" and name != "onnxruntime-cpu":
+            raise ValueError(f"backend spec {text!r}: int8 runs on onnxruntime-cpu only")
         if plus and name != "torch-cuda":
             raise ValueError(f"backend spec {text!r}: CUDA graphs are only available for torch-cuda")
         return cls(name, precision or "auto", bool(plus))
@@ -43,7 +46,10 @@ class BackendSpec:
         return text + ("+graphs" if self.cuda_graphs else "")
 
     def unavailable(self) -> str | None:
-        """``None`` if this spec can run here, else why not."""
+        """``None`` if this spec can run here, else why not (also: a precision the backend does not run)."""
+        accepted = capabilities(self.name).precisions
+        if self.precision != "auto" and self.precision not in accepted:
+            return f"{self.name} does not run {self.precision} (it runs {', '.join(accepted)})"
         return backend_unavailable(self.name)
 
     def create(self, model_path: str | os.PathLike[str]) -> InferenceBackend:

@@ -212,7 +212,7 @@ def test_unknown_names_are_value_errors(checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         create_backend(checkpoint, "openvino")
     with pytest.raises(ValueError, match="unknown precision"):
-        create_backend(checkpoint, "torch-cpu", precision="int8")
+        create_backend(checkpoint, "torch-cpu", precision="int4")
 
 
 def test_onnxruntime_cpu_session_settings(checkpoint: Path) -> None:

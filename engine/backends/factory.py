@@ -27,9 +27,9 @@ from engine.model_source import load_model_source
 from models.checkpoint import DEFAULT_CHECKPOINT
 
 LOG = logging.getLogger("engine")
-PRECISION_CHOICES = ("auto", "fp32", "fp16")
-__all__ = ["AUTO_ORDER", "BACKEND_NAMES", "CONCRETE_BACKENDS", "available_backends", "backend_unavailable",
-           "construct", "create_backend", "resolve_backend"]
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
+__all__ = ["AUTO_ORDER", "BACKEND_NAMES", "CONCRETE_BACKENDS", "PRECISION_CHOICES", "available_backends",
+           "backend_for_precision", "backend_unavailable", "construct", "create_backend", "resolve_backend"]
 
 
 def _cuda_unavailable() -> str | None:
@@ -64,6 +64,8 @@ def _construct(name: str, model_path: Path, precision: str, threads: int | None)
     if name.startswith("onnxruntime-"):
         return OnnxRuntimeBackend(model_path, provider=name.removeprefix("onnxruntime-"), precision=precision,
                                   threads=threads)
+    if precision == "int8":
+        raise ValueError(f"{name} does not run int8; int8 runs on onnxruntime-cpu (ONNX Runtime INT8 on the CPU)")
     model, meta = load_model_source(model_path)
     if name == "torch-cuda":
         return TorchBackend(model, meta, device="cuda", half=precision != "fp32")
@@ -94,6 +96,11 @@ def resolve_backend(backend: str) -> str:
     return next((name for name in AUTO_ORDER if backend_unavailable(name) is None), AUTO_ORDER[-1])
 
 
+def backend_for_precision(backend: str, precision: str) -> str:
+    """``backend``, except ``auto`` with ``int8``: ``onnxruntime-cpu``, the one backend that runs INT8."""
+    return "onnxruntime-cpu" if backend == "auto" and precision == "int8" else backend
+
+
 def create_backend(
     model_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT,
     backend: str = "auto",
@@ -102,7 +109,9 @@ def create_backend(
 ) -> InferenceBackend:
     """Build the backend named ``backend`` (or the best available for ``"auto"``) for a ``.pt`` or ``.onnx`` model.
 
-    ``precision``: ``"auto"`` (FP16 on GPUs, FP32 on the CPU), ``"fp32"`` or ``"fp16"``.
+    ``precision``: ``"auto"`` (FP16 on GPUs; on ONNX Runtime CPU a cached INT8 build whose parity record
+    passes and that was measured faster, else FP32: :mod:`engine.int8`), ``"fp32"``, ``"fp16"`` or
+    ``"int8"`` (ONNX Runtime CPU only: ``backend="auto"`` then means ``onnxruntime-cpu``).
     ``threads``: CPU threads per call for backends that declare ``thread_control`` (default:
     physical cores for ONNX Runtime, PyTorch's own default for torch-cpu); ignored by GPU backends.
     Raises :class:`BackendUnavailable` when an explicitly named backend cannot run or start here.
@@ -111,6 +120,9 @@ def create_backend(
     if precision not in PRECISION_CHOICES:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISION_CHOICES)}")
     model_path = Path(model_path)
+    if backend_for_precision(backend, precision) != backend:
+        LOG.info("precision int8: backend onnxruntime-cpu (the only backend that runs int8)")
+        backend = backend_for_precision(backend, precision)
 
     def build(name: str) -> InferenceBackend:
         planned = threads if capabilities(name).thread_control else None

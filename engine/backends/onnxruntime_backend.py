@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from engine.backends.base import BackendUnavailable, InferenceBackend
 from engine.onnx_cache import ensure_onnx
 from engine.onnx_meta import INPUT_NAME, OUTPUT_NAME, is_onnx_path, read_onnx_meta
 from engine.paths import tensorrt_cache_dir
+from models.checkpoint import ModelMeta
 from models.cpu import physical_cores
+
+LOG = logging.getLogger("engine")
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -60,6 +64,33 @@ def provider_chain(provider: str, cache_dir: Path, fp16: bool) -> list[Any]:
     return chain
 
 
+def resolve_onnx(model_path: Path, provider: str, precision: str) -> tuple[Path, ModelMeta, dict[str, Any]]:
+    """The ONNX file to run for ``model_path`` at ``precision`` on ``provider``, with its meta and info.
+
+    ``auto``: an ``.onnx`` file runs at its own precision; a checkpoint runs in fp16 on GPU providers,
+    and on the CPU in INT8 where a cached INT8 build passes its record, else fp32
+    (:func:`engine.int8.auto_cpu_model`, the reason logged). ``int8`` (CPU only) builds the INT8 file
+    once (:func:`engine.int8.ensure_int8`) and warns when its parity record fails."""
+    if precision == "auto" and is_onnx_path(model_path):
+        precision = read_onnx_meta(model_path)[1]["precision"]
+    if precision == "int8" and provider != "cpu":
+        raise ValueError(f"int8 runs on onnxruntime-cpu only, not onnxruntime-{provider}; use fp16 or fp32 there")
+    if precision == "int8":
+        from engine.int8 import ensure_int8
+        from engine.int8_record import parity_problem
+
+        path, meta, info = ensure_int8(model_path)
+        problem = parity_problem(info["int8"])
+        if problem:
+            LOG.warning("%s: running INT8 as asked, but its parity record fails: %s", path, problem)
+        return path, meta, info
+    if precision == "auto" and provider == "cpu":
+        from engine.int8 import auto_cpu_model
+
+        return auto_cpu_model(model_path)
+    return ensure_onnx(model_path, "fp16" if precision == "auto" else precision)
+
+
 class OnnxRuntimeBackend(InferenceBackend):
     """Runs an exported ONNX graph (``uint8`` frames in, ``float32`` logits out) in ONNX Runtime."""
 
@@ -79,13 +110,7 @@ class OnnxRuntimeBackend(InferenceBackend):
             raise BackendUnavailable(reason)
         import onnxruntime as ort
 
-        model_path = Path(model_path)
-        if precision == "auto":
-            if is_onnx_path(model_path):
-                precision = read_onnx_meta(model_path)[1]["precision"]
-            else:
-                precision = "fp32" if provider == "cpu" else "fp16"
-        onnx_path, meta, info = ensure_onnx(model_path, precision)
+        onnx_path, meta, info = resolve_onnx(Path(model_path), provider, precision)
         super().__init__(meta)
         self.name = f"onnxruntime-{provider}"
         self.provider = provider

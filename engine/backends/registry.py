@@ -37,7 +37,7 @@ REGISTRY: dict[str, Capabilities] = {
         Capabilities("torch-cuda", "cuda", ("fp16", "fp32"), False, False, True, device_tensors=True),
         Capabilities("onnxruntime-tensorrt", "cuda", ("fp16", "fp32"), False, False, False),
         Capabilities("onnxruntime-cuda", "cuda", ("fp16", "fp32"), False, False, False),
-        Capabilities("onnxruntime-cpu", "cpu", ("fp32", "fp16"), True, True, False),
+        Capabilities("onnxruntime-cpu", "cpu", ("fp32", "fp16", "int8"), True, True, False),
         Capabilities("torch-cpu", "cpu", ("fp32",), True, True, False),
     )
 }
