@@ -7,7 +7,6 @@ import logging
 import os
 import threading
 import time
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +44,9 @@ class StatsRecorder:
     keep_frames: bool = False
     t0: float = field(default_factory=time.perf_counter)
     frames: list[FrameTimes] = field(default_factory=list)
-    #: one float64 per rendered frame (8 bytes: about 17 MB for ten hours at 60 fps), read through the buffer protocol
-    latencies_ms: array[float] = field(default_factory=lambda: array("d"))
+    #: one per rendered frame (a list: the periodic stats snapshot reads it from another thread while the render
+    #: thread appends, which an ``array`` exporting its buffer to numpy would refuse with BufferError)
+    latencies_ms: list[float] = field(default_factory=list)
     rendered: int = 0
     first_capture: float | None = None
     last_render: float | None = None
