@@ -41,7 +41,15 @@ from engine.int8_data import (
 )
 from engine.int8_record import int8_verdict, measure_speed, parity_record
 from engine.onnx_cache import ensure_onnx
-from engine.onnx_meta import PREFIX, OnnxModelError, is_onnx_path, load_proto, meta_from_proto, stored_properties
+from engine.onnx_meta import (
+    PREFIX,
+    OnnxModelError,
+    is_onnx_path,
+    load_proto,
+    meta_from_proto,
+    replace_properties,
+    stored_properties,
+)
 from engine.paths import onnx_cache_dir
 from models.atomic_io import atomic_write_bytes
 from models.checkpoint import ModelMeta
@@ -171,10 +179,7 @@ def _with_metadata(proto: onnx.ModelProto, source: onnx.ModelProto, record: dict
     props = stored_properties(source)
     props.update(precision="int8", exporter=f"{props.get('exporter', '')} + {quantizer_name()}",
                  **{RECORD_KEY: json.dumps(record, sort_keys=True)})
-    del proto.metadata_props[:]
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = PREFIX + key, value
+    replace_properties(proto, props)
     proto.doc_string = source.doc_string.replace("fp32", "int8 (QDQ)")
     io_types = [value.type.tensor_type.elem_type for value in (*proto.graph.input, *proto.graph.output)]
     if io_types != [onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT]:

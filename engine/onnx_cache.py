@@ -14,13 +14,13 @@ import onnx
 from engine.export import export_onnx
 from engine.model_source import load_model_source
 from engine.onnx_meta import (
-    PREFIX,
     OnnxModelError,
     check_precision,
     is_onnx_path,
     load_proto,
     meta_from_proto,
     read_onnx_meta,
+    replace_properties,
     stored_properties,
 )
 from engine.paths import onnx_cache_dir
@@ -141,10 +141,7 @@ def convert_onnx_to_fp16(proto: onnx.ModelProto, source_digest: str = "") -> onn
                     attribute.i = onnx.TensorProto.FLOAT16
     props.update(precision="fp16", source_sha256=source_digest,
                  exporter=f"{props.get('exporter', '')} + onnxconverter-common float16 (graph-level)".lstrip(" +"))
-    del converted.metadata_props[:]
-    for key, value in props.items():
-        entry = converted.metadata_props.add()
-        entry.key, entry.value = PREFIX + key, value
+    replace_properties(converted, props)
     converted.doc_string = proto.doc_string.replace("fp32", "fp16")
     io_types = [value.type.tensor_type.elem_type for value in (*converted.graph.input, *converted.graph.output)]
     try:

@@ -76,6 +76,14 @@ def stored_properties(proto: onnx.ModelProto) -> dict[str, str]:
     return {p.key[len(PREFIX):]: p.value for p in proto.metadata_props if p.key.startswith(PREFIX)}
 
 
+def replace_properties(proto: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Replace ``proto``'s metadata with ``props`` (keys without the ``surgseg.`` prefix, which is added)."""
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = PREFIX + key, value
+
+
 def meta_from_proto(proto: onnx.ModelProto, path: Path) -> tuple[ModelMeta, dict[str, Any]]:
     """:class:`ModelMeta` and the info dict stored in ``proto`` (``path`` only names it in errors)."""
     props = stored_properties(proto)
