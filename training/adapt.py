@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+from models.frame_model import FrameSegmenter
 from training.adapt_data import HOLDOUT_FRACTION, check_user_frames, generated_scenes, generated_split, link_folder, split_user_frames
 from training.adapt_report import before_after_grid, report_markdown, score
 from training.cli_checks import out_dir_problem
@@ -91,9 +92,9 @@ def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
 
-def training_speed(args: argparse.Namespace, device: torch.device, input_size: tuple[int, int]) -> float:
-    """Training frames/s of the model here, from one timed step (after a warm-up step) at the adaptation batch size."""
-    model, _ = load_checkpoint(args.checkpoint)
+def training_speed(model: FrameSegmenter, args: argparse.Namespace, device: torch.device, input_size: tuple[int, int]) -> float:
+    """Training frames/s of ``model`` here, from one timed step (after a warm-up step) at the adaptation batch size.
+    The steps change ``model``'s weights: pass a model that is not used afterwards."""
     precision = resolve_precision(args.precision, device)
     model = precision.prepare_model(model.to(device))
     frames = torch.randint(0, 256, (BATCH_SIZE, *input_size, 3), dtype=torch.uint8).to(device)
@@ -132,7 +133,7 @@ def _adapt(args: argparse.Namespace, command: str, bar: BudgetBar, budget: float
     before_held = score(model, meta.input_size, held_pairs, keep=True, device=str(device))
     before_gen = score(model, meta.input_size, gen_val_pairs, device=str(device))
     reserve = 1.3 * (time.monotonic() - scoring_start) + 10.0  # scoring after, the grid, the checkpoint
-    frames_per_s = training_speed(args, device, meta.input_size)
+    frames_per_s = training_speed(model, args, device, meta.input_size)  # the starting model is not needed after scoring
     train_seconds = budget - (time.monotonic() - bar.start) - reserve
     if train_seconds < 30:
         raise ValueError(f"--minutes {args.minutes:g} leaves {train_seconds:.0f} s for training after checking and scoring; "

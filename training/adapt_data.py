@@ -83,7 +83,7 @@ def split_user_frames(frames: UserFrames, fraction: float = HOLDOUT_FRACTION) ->
     pairs = [pair for v in videos for pair in sorted(v.frames, key=lambda p: natural_key(p.image.stem))]
     step = max(2, round(len(pairs) / target))
     back = pairs[step // 2 :: step]
-    train = [p for p in pairs if p not in back]
+    train = [p for i, p in enumerate(pairs) if i % step != step // 2]
     how = (f"every {step}th frame in name order ({len(back)} frames; one recording, so the held-back frames are "
            "neighbours of training frames and their scores are optimistic)")
     return train, back, how

@@ -261,7 +261,9 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
-def _read_gray(path: Path) -> np.ndarray:
+def read_mask_channel(path: Path) -> np.ndarray:
+    """A mask file's single channel at its own bit depth (a grey image saved as colour is accepted when its
+    channels are equal); :class:`DatasetError` naming the file otherwise."""
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DatasetError(f"could not read mask {path} (missing, unreadable or not an image)")
@@ -270,6 +272,11 @@ def _read_gray(path: Path) -> np.ndarray:
         if not (np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])):
             raise DatasetError(f"mask {path} is a colour image with differing channels; expected a single-channel mask")
         mask = channels[..., 0]
+    return mask
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    mask = read_mask_channel(path)
     if mask.dtype != np.uint8:
         raise DatasetError(f"mask {path} has dtype {mask.dtype}; expected 8-bit values")
     return mask

@@ -11,10 +11,9 @@ import logging
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from training.datasets import IMAGE_EXTENSIONS
+from training.datasets import IMAGE_EXTENSIONS, DatasetError, read_mask_channel
 from training.labels.model import ImageLabels, LabelImportError, Region
 
 LOG = logging.getLogger("training.labels")
@@ -54,14 +53,10 @@ def read_masks(annotations: Path, images: Path) -> list[ImageLabels]:
 
 def read_binary_mask(path: Path) -> np.ndarray:
     """A mask file as a boolean array (any non-zero value is instrument); more than one non-zero value is an error."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise LabelImportError(f"could not read mask {path} (unreadable or not an image)")
-    if mask.ndim == 3:
-        channels = mask[..., :3]
-        if not (np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])):
-            raise LabelImportError(f"mask {path} is a colour image with differing channels; expected a single-channel mask")
-        mask = channels[..., 0]
+    try:
+        mask = read_mask_channel(path)
+    except DatasetError as error:
+        raise LabelImportError(str(error)) from error
     values = np.unique(mask)
     if len(values) > 2 or (len(values) == 2 and values[0] != 0):
         shown = ", ".join(str(v) for v in values[:10].tolist()) + (", ..." if len(values) > 10 else "")
