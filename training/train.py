@@ -743,6 +743,10 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     }
     if ctx.main:
         write_metrics(args.out, run.history, summary)
+    # Every rank leaves together: a rank that tears gloo down while rank 0 is still writing files
+    # can abort in gloo's threads ("terminate called without an active exception", CI 2026-12-03).
+    del net
+    ctx.barrier()
     return summary
 
 
