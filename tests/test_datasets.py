@@ -11,9 +11,7 @@ from conftest import INSTRUMENT_BGR, draw_frame, write_dvrk_video
 
 from training.augment import AugmentConfig, augment, geometric
 from training.datasets import (
-    CachedFrameDataset,
     DatasetError,
-    build_cache,
     detect_layout,
     discover,
     group_name,
@@ -21,6 +19,7 @@ from training.datasets import (
     split_videos,
     subsample,
 )
+from training.frame_cache import CachedFrameDataset, build_cache
 
 
 def test_dvrk_videos_and_frames_in_numeric_order(tmp_path: Path) -> None:
@@ -211,7 +210,7 @@ def test_augmented_dataset_is_seeded(make_dvrk) -> None:
 def test_weighted_root_sampler_shares_and_ranks() -> None:
     """Each root gets its share per epoch, frames of a root are drawn without repeats before any
     repeat, the draw changes with the epoch, and two ranks split one draw without overlap."""
-    from training.datasets import FrameCache, WeightedRootSampler
+    from training.frame_cache import FrameCache, WeightedRootSampler
 
     roots = ["real"] * 3 + ["generated"] * 10
     cache = FrameCache(np.zeros((13, 2, 2, 3), np.uint8), np.zeros((13, 2, 2), np.uint8), roots=roots)

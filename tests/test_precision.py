@@ -9,9 +9,9 @@ import torch
 
 from models.checkpoint import ModelMeta, build_segmenter
 from models.unet import preset
+from training.losses import segmentation_loss
 from training.precision import PrecisionError, cpu_flags, cpu_has_native_bf16, resolve_precision
 from training.step_bench import time_steps
-from training.train import segmentation_loss
 
 CPU = torch.device("cpu")
 

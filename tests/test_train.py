@@ -12,7 +12,8 @@ from conftest import write_dvrk_video
 
 from models.checkpoint import load_checkpoint, read_checkpoint
 from training.ema import WeightEMA
-from training.train import main, warmup_cosine
+from training.train import main
+from training.train_optim import warmup_cosine
 
 TINY = ["--width", "4", "--depth", "2", "--batch-size", "4", "--workers", "1", "--threads", "1"]
 
@@ -209,7 +210,8 @@ def test_data_weights_must_match_the_roots(make_dvrk, tmp_path: Path, capsys) ->
 def test_default_warm_up_is_at_most_one_epoch() -> None:
     """With --epochs set high (as --anneal-to-budget invites), the default warm-up must not stretch over
     3 % of a huge step count: it ends after one epoch, and the LR is at its peak there."""
-    from training.train import build_optimisation, build_parser
+    from training.train_args import build_parser
+    from training.train_optim import build_optimisation
 
     args = build_parser().parse_args(["--data", "d", "--out", "o", "--epochs", "1000", "--lr", "1.0", "--ema", "0"])
     opt = build_optimisation(args, torch.nn.Linear(1, 1), steps_per_epoch=10, scale_gradients=False)

@@ -34,8 +34,8 @@ from models.cpu import cpu_model_name
 from models.sizes import parse_size
 from models.unet import preset
 from training.augment import AUGMENT_PRESETS, augment, augment_preset
+from training.losses import segmentation_loss
 from training.precision import Precision, cpu_flags, resolve_precision
-from training.train import segmentation_loss
 
 #: (label, precision name, channels_last)
 VARIANTS = (("fp32", "fp32", False), ("fp32+channels_last", "fp32", True), ("bf16+channels_last", "bf16", True))
