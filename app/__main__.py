@@ -28,19 +28,19 @@ from typing import Any
 
 import cv2
 
+from app.core.inference_plan import plan_inference
+from app.core.overlay import OverlayStyle, parse_color
+from app.core.stats import PeriodicWriter, StatsRecorder, format_accounting, frame_accounting
 from app.display import KEYS_HELP, Display, display_available
-from app.encoders import CODEC_CHOICES
 from app.errors import SetupError
-from app.inference_plan import plan_inference
-from app.output_paths import check_clashes, check_output_file
-from app.outputs import MaskWriter, VideoOutput
-from app.overlay import OverlayStyle, parse_color
+from app.outputs.encoders import CODEC_CHOICES
+from app.outputs.paths import check_clashes, check_output_file
+from app.outputs.recording import partial_path
+from app.outputs.writers import MaskWriter, VideoOutput
 from app.pipeline import Pipeline, PipelineConfig
-from app.recording import partial_path
 from app.redact import install_log_redaction, redact, redact_tree
-from app.sources import CaptureOptions, FrameSource, open_source
+from app.sources.source import CaptureOptions, FrameSource, open_source
 from app.startup import StartupInterrupted, end_startup, raise_on_signal
-from app.stats import PeriodicWriter, StatsRecorder, format_accounting, frame_accounting
 from engine.backends import BACKEND_NAMES, BackendUnavailable, InferenceBackend, create_backend
 from engine.backends.factory import PRECISION_CHOICES, backend_for_precision
 from models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
@@ -277,7 +277,7 @@ def check_outputs(args: argparse.Namespace, output: Path | None, show: bool) -> 
     files = {option: path for option, path in (("--output", output), ("--stats", args.stats)) if path is not None}
     for option, path in files.items():
         check_output_file(path, option)
-    if output is not None:  # the crash-safe recording in progress (app/recording.py)
+    if output is not None:  # the crash-safe recording in progress (app/outputs/recording.py)
         files["--output's partial recording"] = partial_path(output)
     folders = {"--save-masks": args.save_masks} if args.save_masks is not None else {}
     if show:

@@ -1,7 +1,7 @@
-"""The OpenCV window (main thread only) and its keys (listed in :mod:`app.keys`).
+"""The OpenCV window (main thread only) and its keys (listed in :mod:`app.core.keys`).
 
-The window reads rendered frames from a :class:`app.sinks.DisplaySink`, toggles the shared
-:class:`app.overlay.ViewState`, and stops the pipeline through the small :class:`Controls` interface.
+The window reads rendered frames from a :class:`app.outputs.sinks.DisplaySink`, toggles the shared
+:class:`app.core.overlay.ViewState`, and stops the pipeline through the small :class:`Controls` interface.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from app.keys import KEYS_HELP
-from app.overlay import ViewState, draw_paused, no_signal_image
-from app.sinks import DisplaySink
+from app.core.keys import KEYS_HELP
+from app.core.overlay import ViewState, draw_paused, no_signal_image
+from app.outputs.sinks import DisplaySink
 
 LOG = logging.getLogger(__name__)
 

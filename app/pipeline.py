@@ -1,15 +1,15 @@
 """The threaded pipeline: stage objects run on threads joined by small bounded queues.
 
-The stages (:mod:`app.capture`, :mod:`app.stages`, :mod:`app.sinks`; contract in :mod:`app.stage`) do
+The stages (:mod:`app.sources.capture`, :mod:`app.core.stages`, :mod:`app.outputs.sinks`; contract in :mod:`app.core.stage`) do
 the work; this module only runs them:
 
-* a **capture** thread takes frames from :class:`app.capture.Capture`. Files are lossless by default:
+* a **capture** thread takes frames from :class:`app.sources.capture.Capture`. Files are lossless by default:
   the queue to inference blocks when full (back-pressure, every frame kept, in order). Live sources
   (and ``realtime`` files) use a one-slot latest-frame-wins queue: a stale frame is replaced and
   counted as dropped, so latency never builds up.
-* ``inference_workers`` **inference** threads run the worker stages (:class:`app.stages.Infer`) on
+* ``inference_workers`` **inference** threads run the worker stages (:class:`app.core.stages.Infer`) on
   frames numbered in the order they are taken; on CPU backends several frames run concurrently.
-* a **render** thread runs the render stages, from :class:`app.stages.Reorder` (restores the order)
+* a **render** thread runs the render stages, from :class:`app.core.stages.Reorder` (restores the order)
   to the sinks; the list comes from :func:`build_stages`.
 
 Stopping: :meth:`Pipeline.request_stop` ends capture and lets the queued frames drain, so the output
@@ -28,18 +28,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.capture import Capture
+from app.core.overlay import OverlayStyle, ViewState
+from app.core.stage import Frame, Stage, close_all, run_chain
+from app.core.stage_timer import StageTimer
+from app.core.stages import Compose, Hud, Infer, PostProcess, Reorder
+from app.core.stats import StatsRecorder
 from app.errors import StageError
-from app.gpu_stage import GpuInferCompose, uses_gpu_path
-from app.outputs import MaskWriter, VideoOutput
-from app.overlay import OverlayStyle, ViewState
-from app.sinks import DisplaySink, MaskSink, StatsSink, VideoSink
+from app.gpu.stage import GpuInferCompose, uses_gpu_path
+from app.outputs.sinks import DisplaySink, MaskSink, StatsSink, VideoSink
+from app.outputs.writers import MaskWriter, VideoOutput
 from app.size import Size
-from app.sources import FrameSource
-from app.stage import Frame, Stage, close_all, run_chain
-from app.stage_timer import StageTimer
-from app.stages import Compose, Hud, Infer, PostProcess, Reorder
-from app.stats import StatsRecorder
+from app.sources.capture import Capture
+from app.sources.source import FrameSource
 from engine.backends import InferenceBackend
 
 LOG = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class PipelineConfig:
     reconnect_attempts: int = 0  #: live sources: reopen attempts per outage, 0 = forever
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 8.0
-    #: run inference + compose on the device (:mod:`app.gpu_stage`); ``None``: when the backend declares it
+    #: run inference + compose on the device (:mod:`app.gpu.stage`); ``None``: when the backend declares it
     gpu_path: bool | None = None
     cuda_graphs: bool = True  #: on the GPU path, replay CUDA graphs where the backend declares them
 
@@ -159,7 +159,7 @@ def build_stages(
     device with device tensors) one GPU infer + compose stage, which needs ``frame_size``. Render order:
     reorder → [post-process → compose: CPU path] → [HUD when burnt in] → video → masks → stats → ``sinks``
     → [HUD] → display. A new stage is one more entry here; the others do not change. ``timer``: the
-    stages record their times there (see :func:`app.stage.run_chain`)."""
+    stages record their times there (see :func:`app.core.stage.run_chain`)."""
     gpu = uses_gpu_path(backend) if config.gpu_path is None else config.gpu_path
     render: list[Stage] = [Reorder()]
     if gpu:

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny on-disk datasets (pictures from :mod:`synthetic.shapes`) and a video decoder."""
+"""Shared fixtures: tiny on-disk datasets (pictures from :mod:`synthetic.shapes`), a video decoder and a random-weights
+checkpoint for the app tests."""
 
 from __future__ import annotations
 
@@ -59,6 +60,12 @@ def make_dvrk(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weights ``fast`` checkpoint, one per test module (a module may define its own ``checkpoint``)."""
+    return fast_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 def fast_checkpoint(folder: Path, instrument_bias: float | None = None) -> Path:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import decode_video, fast_checkpoint
 
-from app.bench import MODES, format_table, main, naive_loop, threaded_pipeline
+from app.bench.__main__ import MODES, format_table, main, naive_loop, threaded_pipeline
 from engine.backends import create_backend
 from synthetic.shapes import write_test_video
 

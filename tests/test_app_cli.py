@@ -11,17 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import decode_video, fast_checkpoint
+from conftest import decode_video
 
 from app.__main__ import main
 from synthetic.shapes import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fast_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,7 @@ def test_unsupported_url_scheme(checkpoint: Path, started_threads: list[str], ca
 
 
 def test_gstreamer_pipeline_without_gstreamer(checkpoint: Path, started_threads: list[str], capsys) -> None:
-    from app.sources import opencv_has_gstreamer
+    from app.sources.source import opencv_has_gstreamer
 
     if opencv_has_gstreamer():
         pytest.skip("this OpenCV has GStreamer")

@@ -13,14 +13,14 @@ import pytest
 from conftest import decode_video, fast_checkpoint
 
 from app.__main__ import main
+from app.core.inference_plan import InferencePlan, plan_inference
+from app.core.overlay import Overlayer, OverlayStyle, ViewState, parse_color
+from app.core.stats import StatsRecorder
 from app.errors import SetupError
-from app.inference_plan import InferencePlan, plan_inference
-from app.outputs import VideoOutput
-from app.overlay import Overlayer, OverlayStyle, ViewState, parse_color
+from app.outputs.writers import VideoOutput
 from app.pipeline import FrameQueue, Pipeline, PipelineConfig
 from app.size import Size
-from app.sources import FrameSource, ImageFolderSource, open_source
-from app.stats import StatsRecorder
+from app.sources.source import FrameSource, ImageFolderSource, open_source
 from engine.backends import InferenceBackend, create_backend
 from synthetic.shapes import render_frame, write_test_video
 

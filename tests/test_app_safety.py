@@ -17,25 +17,20 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import decode_video, fast_checkpoint
+from conftest import decode_video
 
 from app.__main__ import main
-from app.encoders import open_encoder
-from app.outputs import VideoOutput
+from app.outputs.encoders import open_encoder
+from app.outputs.writers import VideoOutput
 from app.pipeline import Pipeline, PipelineConfig
 from app.redact import redact
 from app.size import Size
-from app.sources import open_source
+from app.sources.source import open_source
 from engine.backends import InferenceBackend, create_backend
 from synthetic.shapes import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-pw"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fast_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +101,7 @@ class FailFirst(InferenceBackend):
 def test_run_failing_before_its_first_frame_leaves_nothing(checkpoint: Path, video: Path, tmp_path: Path) -> None:
     backend = create_backend(checkpoint, "torch-cpu")
     out, masks = tmp_path / "out" / "o.mp4", tmp_path / "masks"
-    from app.outputs import MaskWriter
+    from app.outputs.writers import MaskWriter
 
     pipeline = Pipeline(open_source(str(video)), FailFirst(backend), PipelineConfig(),
                         video=VideoOutput(out, 25.0, Size(height=64, width=96)), masks=MaskWriter(masks))  # fmt: skip
@@ -139,7 +134,7 @@ def test_h264_odd_size_is_padded_and_plays(tmp_path: Path) -> None:
 
 def test_codec_bench_encodes_its_sizes_landscape(tmp_path: Path, monkeypatch, capsys) -> None:
     """``app.bench.SIZES`` are ``Size(height, width)``: the codec bench must not swap them into a portrait video."""
-    import app.codec_bench as codec_bench
+    import app.bench.codec as codec_bench
 
     asked: list[tuple[int, int]] = []
 

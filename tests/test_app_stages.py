@@ -13,19 +13,19 @@ import numpy as np
 import pytest
 from conftest import decode_video
 
-import app.gpu_stage
-import app.sinks
-import app.stages
-from app.capture import Capture
-from app.outputs import MaskWriter, VideoOutput
-from app.overlay import OverlayStyle, ViewState
+import app.core.stages
+import app.gpu.stage
+import app.outputs.sinks
+from app.core.overlay import OverlayStyle, ViewState
+from app.core.stage import BaseStage, Frame, Stage, close_all, run_chain
+from app.core.stage_timer import StageTimer
+from app.core.stages import Compose, Hud, Infer, PostProcess, Reorder
+from app.core.stats import FrameTimes, StatsRecorder
+from app.outputs.writers import MaskWriter, VideoOutput
 from app.pipeline import PipelineConfig, build_stages
 from app.size import Size
-from app.sources import ImageFolderSource
-from app.stage import BaseStage, Frame, Stage, close_all, run_chain
-from app.stage_timer import StageTimer
-from app.stages import Compose, Hud, Infer, PostProcess, Reorder
-from app.stats import FrameTimes, StatsRecorder
+from app.sources.capture import Capture
+from app.sources.source import ImageFolderSource
 from engine.backends import InferenceBackend, create_backend
 from engine.backends.torch_backend import TorchBackend
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
@@ -74,12 +74,12 @@ CASES: dict[type, Callable[[InferenceBackend, Path], tuple[Stage, Frame]]] = {
     PostProcess: lambda b, _: (PostProcess(0.5, b.threshold), frame(probability=0.9)),
     Compose: lambda b, _: (Compose(OverlayStyle(), ViewState()), frame(mask=True)),
     Hud: lambda b, _: (Hud(b.name, ticking(), ViewState(), lambda: 0), frame(mask=True)),
-    app.sinks.VideoSink: lambda b, d: (app.sinks.VideoSink(VideoOutput(d / "v.mp4", 25.0, SIZE)), frame(mask=True)),
-    app.sinks.MaskSink: lambda b, d: (app.sinks.MaskSink(MaskWriter(d / "masks")), frame(mask=True)),
-    app.sinks.StatsSink: lambda b, _: (app.sinks.StatsSink(StatsRecorder()), frame(mask=True)),
-    app.sinks.DisplaySink: lambda b, _: (app.sinks.DisplaySink(SIZE), frame(mask=True)),
-    app.gpu_stage.GpuInferCompose: lambda b, _: (
-        app.gpu_stage.GpuInferCompose(torch_cpu(b), SIZE, OverlayStyle(), ViewState(), 0.5, ticking()),
+    app.outputs.sinks.VideoSink: lambda b, d: (app.outputs.sinks.VideoSink(VideoOutput(d / "v.mp4", 25.0, SIZE)), frame(mask=True)),
+    app.outputs.sinks.MaskSink: lambda b, d: (app.outputs.sinks.MaskSink(MaskWriter(d / "masks")), frame(mask=True)),
+    app.outputs.sinks.StatsSink: lambda b, _: (app.outputs.sinks.StatsSink(StatsRecorder()), frame(mask=True)),
+    app.outputs.sinks.DisplaySink: lambda b, _: (app.outputs.sinks.DisplaySink(SIZE), frame(mask=True)),
+    app.gpu.stage.GpuInferCompose: lambda b, _: (
+        app.gpu.stage.GpuInferCompose(torch_cpu(b), SIZE, OverlayStyle(), ViewState(), 0.5, ticking()),
         frame(),
     ),
 }
@@ -93,7 +93,7 @@ def torch_cpu(backend: InferenceBackend) -> TorchBackend:
 def test_every_stage_class_is_in_the_contract() -> None:
     found = {
         cls
-        for module in (app.stages, app.sinks, app.gpu_stage)
+        for module in (app.core.stages, app.outputs.sinks, app.gpu.stage)
         for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, BaseStage) and cls is not BaseStage
     }
@@ -192,8 +192,8 @@ def test_hud_draws_figures_from_its_clock() -> None:
 
 
 def test_video_and_mask_sinks_write_real_files(tmp_path: Path) -> None:
-    video = app.sinks.VideoSink(VideoOutput(tmp_path / "out.mp4", 25.0, SIZE))
-    masks = app.sinks.MaskSink(MaskWriter(tmp_path / "masks"))
+    video = app.outputs.sinks.VideoSink(VideoOutput(tmp_path / "out.mp4", 25.0, SIZE))
+    masks = app.outputs.sinks.MaskSink(MaskWriter(tmp_path / "masks"))
     for index in (3, 4):
         run_chain([video, masks], frame(index=index, mask=True))
     close_all([video, masks])
@@ -207,13 +207,13 @@ def test_stats_sink_records_latency_from_capture() -> None:
     stats = StatsRecorder()
     item = frame(mask=True)
     item.times.capture = stats.now()
-    app.sinks.StatsSink(stats).process(item)
+    app.outputs.sinks.StatsSink(stats).process(item)
     assert stats.rendered == 1 and item.times.render_end >= item.times.capture
     assert stats.latencies_ms == [item.times.latency_ms]
 
 
 def test_display_sink_keeps_the_newest_and_finishes_after_close() -> None:
-    sink = app.sinks.DisplaySink(SIZE)
+    sink = app.outputs.sinks.DisplaySink(SIZE)
     old, new = frame(index=1, mask=True), frame(index=2, mask=True)
     sink.process(old)
     sink.process(new)
@@ -237,9 +237,9 @@ def test_capture_reads_a_folder_in_order_and_ends(tmp_path: Path) -> None:
 
 def test_build_stages_order(backend: InferenceBackend, tmp_path: Path) -> None:
     video = VideoOutput(tmp_path / "o.mp4", 25.0, SIZE)
-    extra = app.sinks.StatsSink(StatsRecorder())
+    extra = app.outputs.sinks.StatsSink(StatsRecorder())
     extra.name = "network"
-    display = app.sinks.DisplaySink(SIZE)
+    display = app.outputs.sinks.DisplaySink(SIZE)
 
     def names(config: PipelineConfig) -> list[str]:
         workers, render = build_stages(config, backend, ViewState(), StatsRecorder(), video=video, display=display, sinks=[extra])

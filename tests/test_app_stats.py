@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.stats import frame_accounting
+from app.core.stats import frame_accounting
 
 
 def test_a_stale_frame_is_counted_once_as_stale_not_again_as_not_rendered() -> None:

@@ -125,10 +125,10 @@ def test_window_shows_overlay_and_keys_work(xvfb: str, tmp_path: Path) -> None:
 
 def test_display_reads_its_sink_and_keys_change_the_view(xvfb: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process: a real pipeline with ``show`` feeds a real window through its DisplaySink only."""
+    from app.core.overlay import OverlayStyle, parse_color
     from app.display import Display
-    from app.overlay import OverlayStyle, parse_color
     from app.pipeline import Pipeline, PipelineConfig
-    from app.sources import open_source
+    from app.sources.source import open_source
     from engine.backends import create_backend
 
     monkeypatch.setenv("DISPLAY", xvfb)

@@ -26,12 +26,12 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import decode_video, fast_checkpoint
+from conftest import decode_video
 
 from app.__main__ import main
-from app.capture import Capture
-from app.encoders import encoder_opens
-from app.stage import Frame
+from app.core.stage import Frame
+from app.outputs.encoders import encoder_opens
+from app.sources.capture import Capture
 from synthetic.shapes import render_frame, write_test_video
 
 SECRET = "s3cr3t-pw"
@@ -183,11 +183,6 @@ CASES = [
          ("rtsp://admin:***@127.0.0.1:9/x", "no stream answered")),
     Case("stream password, bad scheme", cli("--source", f"ftp://admin:{SECRET}@host/x"), ("ftp://admin:***@host/x", "'ftp'")),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fast_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The GPU frame path's torch functions, run on CPU tensors, against the CPU overlay (app.overlay); CUDA-graph fallback."""
+"""The GPU frame path's torch functions, run on CPU tensors, against the CPU overlay (app.core.overlay); CUDA-graph fallback."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from app import gpu_compose as g
-from app.gpu_compose import CudaGraphRunner, GpuFramePath, ViewFlags
-from app.live_source import pattern_frames
-from app.overlay import Overlayer, OverlayStyle, Smoother, ViewState
+from app.core.overlay import Overlayer, OverlayStyle, Smoother, ViewState
+from app.core.stage_timer import StageTimer
+from app.gpu import compose as g
+from app.gpu.compose import CudaGraphRunner, GpuFramePath, ViewFlags
 from app.size import Size
-from app.stage_timer import StageTimer
+from app.sources.live import pattern_frames
 
 HEIGHT, WIDTH = 360, 640  # frame
 INPUT = (128, 160)  # model input (h, w)
@@ -240,7 +240,7 @@ def test_timed_process_records_each_step_and_draws_the_same() -> None:
 
 
 def test_graph_runner_falls_back_on_cpu_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="app.gpu_compose"):
+    with caplog.at_level(logging.INFO, logger="app.gpu.compose"):
         runner = CudaGraphRunner("cpu")
     assert not runner.active and "CUDA device" in (runner.reason or "")
     assert "CUDA graphs off" in caplog.text
@@ -303,7 +303,7 @@ def test_cuda_graph_capture_failure_falls_back_with_a_reason() -> None:
 
 def test_live_source_frame_path_and_timer_fit_together() -> None:
     """The three issue-12 modules as the live bench chains them, with a real (tiny, random) FrameSegmenter on CPU."""
-    from app.live_source import LiveSource, LiveSpec
+    from app.sources.live import LiveSource, LiveSpec
     from models.frame_model import FrameSegmenter
     from models.unet import UNet, UNetConfig
 

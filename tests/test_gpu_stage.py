@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from test_gpu_compose import BOUNDS, image_differences
 
-from app.gpu_stage import GpuInferCompose, graphs_reason, uses_gpu_path
-from app.live_source import scene_frames
-from app.outputs import MaskWriter
-from app.overlay import OverlayStyle, ViewState
+from app.core.overlay import OverlayStyle, ViewState
+from app.core.stage import BaseStage, Frame
+from app.core.stages import Compose, Infer, PostProcess
+from app.core.stats import StatsRecorder
+from app.gpu.stage import GpuInferCompose, graphs_reason, uses_gpu_path
+from app.outputs.writers import MaskWriter
 from app.pipeline import Pipeline, PipelineConfig
 from app.size import Size
-from app.sources import ImageFolderSource
-from app.stage import BaseStage, Frame
-from app.stages import Compose, Infer, PostProcess
-from app.stats import StatsRecorder
+from app.sources.live import scene_frames
+from app.sources.source import ImageFolderSource
 from engine.backends import InferenceBackend, create_backend
 from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 

@@ -9,10 +9,10 @@ import pytest
 from conftest import decode_video
 
 from app.__main__ import main as app_main
-from app.bench import main
-from app.encoders import encoder_opens
-from app.live_bench import LiveFrameSource, goal, limiting_stage
-from app.live_source import LiveSource, parse_live_spec
+from app.bench.__main__ import main
+from app.bench.live import LiveFrameSource, goal, limiting_stage
+from app.outputs.encoders import encoder_opens
+from app.sources.live import LiveSource, parse_live_spec
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
 from synthetic.shapes import write_test_video

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.live_source import LatestFrameSlot, LiveFrame, LiveSource, LiveSpec, parse_live_spec, pattern_frames, scene_frames
 from app.size import Size
+from app.sources.live import LatestFrameSlot, LiveFrame, LiveSource, LiveSpec, parse_live_spec, pattern_frames, scene_frames
 
 
 @pytest.mark.parametrize(

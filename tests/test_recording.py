@@ -1,4 +1,4 @@
-"""Crash-safe recordings (app/recording.py): a partial that plays while it is written, a faststart remux on a clean
+"""Crash-safe recordings (app/outputs/recording.py): a partial that plays while it is written, a faststart remux on a clean
 stop, a partial left by a crash recovered at the next start without overwriting anything; stats snapshots; masks."""
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from conftest import decode_video, fast_checkpoint
 from test_app_safety import app_env, codec_of, headless  # noqa: F401 - headless is a fixture
 
 from app.__main__ import main
+from app.core.stats import PeriodicWriter
 from app.errors import SetupError
-from app.output_paths import check_mask_dir
-from app.outputs import MaskWriter, VideoOutput
-from app.recording import partial_path, recover_partial
+from app.outputs.paths import check_mask_dir
+from app.outputs.recording import partial_path, recover_partial
+from app.outputs.writers import MaskWriter, VideoOutput
 from app.size import Size
-from app.stats import PeriodicWriter
 from synthetic.shapes import render_frame, write_test_video
 
 SIZE = Size(height=64, width=96)
@@ -93,7 +93,7 @@ def test_leftover_partial_is_recovered_at_the_next_start_and_nothing_is_overwrit
     taken = tmp_path / f"rec.recovered-{stamp}.mp4"
     taken.write_bytes(b"an earlier recovery")
     (tmp_path / "rec.mp4").write_bytes(b"an earlier recording")
-    with caplog.at_level(logging.WARNING, logger="app.recording"):
+    with caplog.at_level(logging.WARNING, logger="app.outputs.recording"):
         out = VideoOutput(tmp_path / "rec.mp4", FPS, SIZE)
     recovered = tmp_path / f"rec.recovered-{stamp}-2.mp4"
     assert out.recovered == recovered and not left.exists()
@@ -117,9 +117,9 @@ def test_a_frame_cut_short_by_the_crash_is_left_out_of_the_recovered_file(tmp_pa
 
 
 def test_without_pyav_opencv_writes_a_hidden_file_renamed_at_the_end(tmp_path: Path, monkeypatch) -> None:
-    import app.encoders
+    import app.outputs.encoders
 
-    monkeypatch.setattr(app.encoders, "have_pyav", lambda: False)
+    monkeypatch.setattr(app.outputs.encoders, "have_pyav", lambda: False)
     out = VideoOutput(tmp_path / "rec.mp4", FPS, SIZE, codec="mp4v", threaded=False)
     assert not out.crash_safe
     out.write(frames(1)[0])

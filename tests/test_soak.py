@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from app.bench import main
-from app.soak import SoakRules, judge, minute_row, p99_windows, process_sample
+from app.bench.__main__ import main
+from app.bench.soak import SoakRules, judge, minute_row, p99_windows, process_sample
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
 from models.unet import preset
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.stage_timer import STAGES, CudaEventSpan, HostSpan, StageRing, StageTimer
+from app.core.stage_timer import STAGES, CudaEventSpan, HostSpan, StageRing, StageTimer
 
 
 def test_stage_names_cover_the_frame_path() -> None:

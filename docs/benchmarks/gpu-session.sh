@@ -45,7 +45,7 @@ python3 -c "import torch, cv2, numpy, onnxruntime; print('python', __import__('s
 
 # ---------------------------------------------------------------------------------------------------------
 # Issue 12: capture → overlay latency at 1080p60, and a larger model for GPU backends. ISSUE12=1 only.
-# Interface used (app.bench --live: app/live_bench.py on app/live_source.py, app/stage_timer.py, app/gpu_stage.py):
+# Interface used (app.bench --live: app/bench/live.py on app/sources/live.py, app/core/stage_timer.py, app/gpu/stage.py):
 #   python -m app.bench --live 1080p60 --seconds S --json FILE [--backend B] [--checkpoint CK]
 #                       [--cuda-graphs | --no-cuda-graphs] [--record FILE.mp4]
 # A run whose option the installed app.bench does not list in --help is skipped (--cuda-graphs alone is

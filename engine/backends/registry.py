@@ -1,7 +1,7 @@
 """What each backend can do, declared once: device, precisions, concurrent calls, thread control, CUDA graphs,
 device tensors.
 
-The app plans workers and threads from these declarations (``app/inference_plan.py``), never
+The app plans workers and threads from these declarations (``app/core/inference_plan.py``), never
 from backend names; the factory (:mod:`engine.backends.factory`) resolves ``auto`` with them.
 """
 
@@ -21,7 +21,7 @@ class Capabilities:
     thread_control: bool  #: honours a CPU thread count (``threads=``)
     cuda_graphs: bool  #: can replay CUDA graphs (spec ``+graphs``)
     #: runs on device tensors without host copies (``infer_tensor``, ``stream_context``): the app's
-    #: GPU-resident frame path (``app/gpu_stage.py``) is used for it
+    #: GPU-resident frame path (``app/gpu/stage.py``) is used for it
     device_tensors: bool = False
 
     @property

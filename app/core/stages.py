@@ -1,6 +1,6 @@
 """The processing stages between capture and the sinks: infer → reorder → post-process → compose (→ HUD).
 
-Each is a :class:`app.stage.Stage`: one :meth:`process` per frame, no threads, no queues.
+Each is a :class:`app.core.stage.Stage`: one :meth:`process` per frame, no threads, no queues.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from app.overlay import HudInfo, Overlayer, OverlayStyle, Smoother, ViewState, draw_hud
+from app.core.overlay import HudInfo, Overlayer, OverlayStyle, Smoother, ViewState, draw_hud
+from app.core.stage import BaseStage, Frame
+from app.core.stage_timer import StageTimer
 from app.size import Size
-from app.stage import BaseStage, Frame
-from app.stage_timer import StageTimer
 from engine.backends import InferenceBackend, sigmoid
 
 Clock = Callable[[], float]

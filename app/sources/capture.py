@@ -23,11 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.overlay import ViewState
-from app.sources import FrameSource
-from app.stage import Frame
-from app.stage_timer import StageTimer
-from app.stats import FrameTimes
+from app.core.overlay import ViewState
+from app.core.stage import Frame
+from app.core.stage_timer import StageTimer
+from app.core.stats import FrameTimes
+from app.sources.source import FrameSource
 
 LOG = logging.getLogger(__name__)
 POLL_S = 0.05

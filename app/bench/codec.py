@@ -1,4 +1,4 @@
-"""``python -m app.codec_bench``: what each recording encoder costs per frame (the ``--codec``/preset choice).
+"""``python -m app.bench.codec``: what each recording encoder costs per frame (the ``--codec``/preset choice).
 
 Encodes the frames of a generated video (the one ``python -m app.bench`` uses) with ``mp4v`` (FFmpeg's
 ``mpeg4`` through PyAV; OpenCV's writer without PyAV) and with ``libx264`` at several presets (and
@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.bench import SIZES, process_cpu_seconds
+from app.bench.__main__ import SIZES, process_cpu_seconds
 from app.demo import generated_video
-from app.encoders import encoder_opens, open_encoder
+from app.outputs.encoders import encoder_opens, open_encoder
 from app.size import Size
 
 PRESETS = ("ultrafast", "superfast", "veryfast")
@@ -43,7 +43,7 @@ def encode_cost(frames: list[np.ndarray], path: Path, codec: str, preset: str | 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m app.codec_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m app.bench.codec", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="720p,1080p", help=f"comma-separated, of {', '.join(SIZES)}")
     parser.add_argument("--frames", type=int, default=60, help="frames per video (default 60)")
     parser.add_argument("--rounds", type=int, default=3, help="times each encoder runs, median shown (default 3)")

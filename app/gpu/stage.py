@@ -1,7 +1,7 @@
 """The GPU infer + compose stage: one stage in place of infer → post-process → compose for GPU backends.
 
 Backends that declare ``device == "cuda"`` and ``device_tensors`` (``engine/backends/registry.py``:
-torch-cuda, tensorrt) run each frame through :class:`app.gpu_compose.GpuFramePath`: one upload of the
+torch-cuda, tensorrt) run each frame through :class:`app.gpu.compose.GpuFramePath`: one upload of the
 ``uint8`` frame, resize, inference, sigmoid, smoothing, mask up-sampling, blend and contour on the
 device, one download of the composed frame (``frame.output``). CUDA graphs are on by default where the
 backend declares them (shapes are static: one frame size, one model input); otherwise, or when the
@@ -19,11 +19,11 @@ from collections.abc import Callable
 
 import torch
 
-from app.gpu_compose import CudaGraphRunner, GpuFramePath, ViewFlags
-from app.overlay import OverlayStyle, ViewState
+from app.core.overlay import OverlayStyle, ViewState
+from app.core.stage import BaseStage, Frame
+from app.core.stage_timer import StageTimer
+from app.gpu.compose import CudaGraphRunner, GpuFramePath, ViewFlags
 from app.size import Size
-from app.stage import BaseStage, Frame
-from app.stage_timer import StageTimer
 from engine.backends import InferenceBackend, capabilities
 
 LOG = logging.getLogger(__name__)

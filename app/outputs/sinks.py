@@ -1,6 +1,6 @@
 """Sinks: the last stages, which take composed frames out of the pipeline (files, stats, the window).
 
-They wrap the writers of :mod:`app.outputs` and the counters of :mod:`app.stats` unchanged. A new
+They wrap the writers of :mod:`app.outputs.writers` and the counters of :mod:`app.core.stats` unchanged. A new
 sink (a network stream, a GPU encoder) is one more class here and one more entry in the stage list.
 """
 
@@ -10,11 +10,11 @@ import threading
 
 import numpy as np
 
-from app.outputs import MaskWriter, VideoOutput
+from app.core.stage import BaseStage, Frame
+from app.core.stage_timer import StageTimer
+from app.core.stats import StatsRecorder
+from app.outputs.writers import MaskWriter, VideoOutput
 from app.size import Size
-from app.stage import BaseStage, Frame
-from app.stage_timer import StageTimer
-from app.stats import StatsRecorder
 
 
 class VideoSink(BaseStage):

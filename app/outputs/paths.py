@@ -2,7 +2,7 @@
 
 Nothing is created here: a writability probe file is made and removed at once in the nearest existing
 folder, so a run that fails later leaves no empty folder or file behind (the outputs themselves are
-created when the first frame arrives, see :mod:`app.outputs`).
+created when the first frame arrives, see :mod:`app.outputs.writers`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from app.errors import SetupError
 
-#: Mask files written by :class:`app.outputs.MaskWriter` (``000123.png``, and ``.000123.png.part`` that a
+#: Mask files written by :class:`app.outputs.writers.MaskWriter` (``000123.png``, and ``.000123.png.part`` that a
 #: crash left while one was being written).
 MASK_NAME = re.compile(r"^(\d{6}\.png|\.\d{6}\.png\.part)$")
 

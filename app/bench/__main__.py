@@ -10,20 +10,20 @@ For each size (720p and 1080p by default) a generated video (cached, see :mod:`a
   writing the same overlay video, with one inference worker and the ``naive`` backend (shown when
   the plan has more than one worker);
 * **threaded**: the pipeline as the app runs it, with the inference plan of
-  :mod:`app.inference_plan` (on CPU backends two workers, the cores split between them).
+  :mod:`app.core.inference_plan` (on CPU backends two workers, the cores split between them).
 
 All use the backend ``create_backend`` picks (``--backend``, default ``auto``) and write an mp4.
 GPU backends have one thread setting, so there ``naive-1t`` is left out. Throughput is frames /
 wall time; latency is per frame from read to written. The speed-ups are ``threaded`` over each
 naive loop. Prints a table, and writes JSON with ``--json``. Targets: ≥ 30 frames/s end to end at
 720p; threaded ≥ 1.5× the naive single-thread loop. Every mode also reports ``stages_ms`` (per-stage
-p50/p95/p99 from :class:`app.stage_timer.StageTimer`).
+p50/p95/p99 from :class:`app.core.stage_timer.StageTimer`).
 
-``--live 1080p60 --seconds S``: the live latency bench instead (:mod:`app.live_bench`): a built-in live
+``--live 1080p60 --seconds S``: the live latency bench instead (:mod:`app.bench.live`): a built-in live
 source at that size and rate through the real pipeline, capture → overlay-ready latency, drops, per-stage
 times and the limiting stage (``--cuda-graphs/--no-cuda-graphs`` on GPU backends, ``--record FILE.mp4``).
 
-``--soak 1080p60 --minutes 30 --output-dir DIR``: the soak test (:mod:`app.soak`): the same live pipeline,
+``--soak 1080p60 --minutes 30 --output-dir DIR``: the soak test (:mod:`app.bench.soak`): the same live pipeline,
 recording to ``DIR``, for that long; a line per minute (RSS, fds, threads, latency, drops, output size), the
 report to ``--json`` (default beside the recording) and exit code 1 when a pass rule fails.
 """
@@ -45,20 +45,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from app.capture import Capture
+from app.bench.live import LiveRun, format_report, run_live
+from app.bench.soak import SoakRun, format_row, format_verdict, run_soak
+from app.core.inference_plan import InferencePlan, plan_inference
+from app.core.overlay import ViewState
+from app.core.stats import StatsRecorder
 from app.demo import generated_video
-from app.encoders import CODEC_CHOICES, DEFAULT_X264_PRESET, resolve_codec
 from app.errors import SetupError
-from app.inference_plan import InferencePlan, plan_inference
-from app.live_bench import LiveRun, format_report, run_live
-from app.live_source import GENERATORS, parse_live_spec
-from app.outputs import VideoOutput
-from app.overlay import ViewState
+from app.outputs.encoders import CODEC_CHOICES, DEFAULT_X264_PRESET, resolve_codec
+from app.outputs.writers import VideoOutput
 from app.pipeline import Pipeline, PipelineConfig, build_stages, run_in_one_thread, stage_timer
 from app.size import Size
-from app.soak import SoakRun, format_row, format_verdict, run_soak
-from app.sources import open_source
-from app.stats import StatsRecorder
+from app.sources.capture import Capture
+from app.sources.live import GENERATORS, parse_live_spec
+from app.sources.source import open_source
 from engine.backends import BACKEND_NAMES, InferenceBackend, create_backend
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, ModelMeta, build_segmenter, save_checkpoint
@@ -169,7 +169,7 @@ def _live_backend(args: argparse.Namespace, workdir: Path) -> tuple[Path, Infere
 
 
 def live_main(args: argparse.Namespace, argv: list[str]) -> int:
-    """``--live``: one live latency run (:func:`app.live_bench.run_live`); prints it and writes ``--json``."""
+    """``--live``: one live latency run (:func:`app.bench.live.run_live`); prints it and writes ``--json``."""
     with tempfile.TemporaryDirectory(prefix="surgseg-bench-") as tmp:
         try:
             spec = parse_live_spec(args.live)
@@ -197,7 +197,7 @@ def live_main(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def soak_main(args: argparse.Namespace, argv: list[str]) -> int:
-    """``--soak``: the soak test (:func:`app.soak.run_soak`); a line per minute, the report to ``--json``.
+    """``--soak``: the soak test (:func:`app.bench.soak.run_soak`); a line per minute, the report to ``--json``.
 
     Exit code 0 when every pass rule held, 1 when one failed, 2 on a setup error."""
     with tempfile.TemporaryDirectory(prefix="surgseg-bench-") as tmp:

@@ -1,6 +1,6 @@
 """``python -m app.bench --live 1080p60``: capture → overlay-ready latency of the real pipeline on a live source.
 
-A :class:`app.live_source.LiveSource` emits frames of the stated size at the stated rate from its own
+A :class:`app.sources.live.LiveSource` emits frames of the stated size at the stated rate from its own
 thread, each stamped with its capture time; :class:`LiveFrameSource` hands them to the app's
 :class:`app.pipeline.Pipeline` in live mode (latest frame wins at the source and before inference),
 with the backend's stages (the GPU frame path on GPU backends) and, with ``--record``, the video sink.
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from app.live_source import LiveSource, LiveSpec
-from app.outputs import VideoOutput
+from app.core.stats import StatsRecorder
+from app.outputs.writers import VideoOutput
 from app.pipeline import Pipeline, PipelineConfig
-from app.sources import FrameSource
-from app.stats import StatsRecorder
+from app.sources.live import LiveSource, LiveSpec
+from app.sources.source import FrameSource
 from engine.backends import InferenceBackend
 from models.percentiles import percentiles
 

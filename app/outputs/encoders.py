@@ -1,11 +1,11 @@
-"""Video encoders behind :class:`app.outputs.VideoOutput`: H.264, MPEG-4 Part 2 and MJPEG through PyAV.
+"""Video encoders behind :class:`app.outputs.writers.VideoOutput`: H.264, MPEG-4 Part 2 and MJPEG through PyAV.
 
 ``--codec auto`` (the default) writes H.264 in the mp4/mov/mkv container: NVIDIA's ``h264_nvenc`` where
 the GPU has it (probed by opening the encoder once), else ``libx264`` on the CPU. H.264 mp4 files play in
 web browsers and common viewers; ``mp4v`` (MPEG-4 Part 2) often does not. ``.avi`` keeps MJPG. The PyAV
 wheels bundle FFmpeg with all of these encoders (``pip install av``); ``mp4v`` and ``MJPG`` go through
 FFmpeg's ``mpeg4`` and ``mjpeg`` encoders, so every codec can write the crash-safe fragmented MP4 of
-:mod:`app.recording`. Only without PyAV do ``mp4v``/``MJPG`` fall back to OpenCV's ``cv2.VideoWriter``,
+:mod:`app.outputs.recording`. Only without PyAV do ``mp4v``/``MJPG`` fall back to OpenCV's ``cv2.VideoWriter``,
 whose files are not crash-safe (unreadable until closed).
 
 H.264 frames are converted BGR → I420 with OpenCV (about 10× faster than FFmpeg's swscale here); all are

@@ -14,8 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from app.stage_timer import StageTimer
-from app.stats import FrameTimes
+from app.core.stage_timer import StageTimer
+from app.core.stats import FrameTimes
 
 
 @dataclass
@@ -54,7 +54,7 @@ class BaseStage:
     """A stage with nothing to finalise."""
 
     name = "stage"
-    #: The :class:`~app.stage_timer.StageTimer` stage that :func:`run_chain` times this stage's
+    #: The :class:`~app.core.stage_timer.StageTimer` stage that :func:`run_chain` times this stage's
     #: :meth:`process` as (``None``: not timed there; a stage may record its own steps instead).
     timing: str | None = None
 

@@ -1,7 +1,7 @@
 """The GPU-resident frame path: upload once, resize, infer, sigmoid, up-sample, smooth, blend, contour, download once.
 
 Torch functions that run on any device (CUDA tensors in the app, CPU tensors in the tests), with the
-same semantics as the CPU path (:class:`app.overlay.Smoother` and :class:`app.overlay.Overlayer`):
+same semantics as the CPU path (:class:`app.core.overlay.Smoother` and :class:`app.core.overlay.Overlayer`):
 
 * **resize** to the model input: bilinear with antialiasing, rounded to ``uint8`` (as the CUDA torch
   backend's ``resize_on_device``; the CPU backends use ``cv2.INTER_AREA``, see the test's bound);
@@ -40,8 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app.overlay import OverlayStyle
-from app.stage_timer import StageTimer
+from app.core.overlay import OverlayStyle
+from app.core.stage_timer import StageTimer
 from engine.backends.torch_backend import resize_on_device
 
 LOG = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """``python -m app.bench --soak 1080p60 --minutes 30 --output-dir DIR``: the real pipeline for minutes, watched for leaks.
 
-The live bench's pipeline (:func:`app.live_bench.start_live`: the built-in live source, the app's
-:class:`app.pipeline.Pipeline` in live mode, recording through the app's :class:`app.outputs.VideoOutput`
+The live bench's pipeline (:func:`app.bench.live.start_live`: the built-in live source, the app's
+:class:`app.pipeline.Pipeline` in live mode, recording through the app's :class:`app.outputs.writers.VideoOutput`
 exactly as ``python -m app --output`` does) runs for ``minutes``. Every minute a row is taken: RSS, open
 file descriptors and threads of this process (read from ``/proc/self``, Linux only), capture →
 overlay-ready latency p50/p99 of that minute, frames, drops, the recording's size on disk and the load
@@ -13,7 +13,7 @@ rules (:class:`SoakRules`) compare the end of the run with the end of the warm-u
   minutes follow the warm-up: the first and last fifth of them), windows counted in frames;
 * no growth in open file descriptors or threads.
 
-The latencies are the app's own :class:`app.stats.StatsRecorder` list (about 32 bytes a frame, as in the
+The latencies are the app's own :class:`app.core.stats.StatsRecorder` list (about 32 bytes a frame, as in the
 app), so their growth is part of what is measured.
 """
 
@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.live_bench import LiveRun, LiveSession, start_live
-from app.live_source import LiveSpec
+from app.bench.live import LiveRun, LiveSession, start_live
 from app.pipeline import PipelineConfig
+from app.sources.live import LiveSpec
 from engine.backends import InferenceBackend
 from models.cpu import physical_cores, usable_cores
 from models.percentiles import percentiles

@@ -2,7 +2,7 @@
 
 Both are checked before start (writable folder, known container/codec, a ``--save-masks`` folder that
 would not mix runs) but created only when the first frame arrives, so a run that fails before its first
-frame leaves nothing behind. The video is recorded crash-safe (:mod:`app.recording`): into
+frame leaves nothing behind. The video is recorded crash-safe (:mod:`app.outputs.recording`): into
 ``<stem>.partial.mp4`` beside its destination, fragmented MP4 that plays after a ``kill -9``, remuxed
 into the destination when finalised (:meth:`VideoOutput.close`, also on Ctrl-C/SIGTERM), so the
 destination is replaced only by a complete file; a partial left by a crash is finalised as
@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.encoders import OPENCV_CODECS, FrameEncoder, ThreadedEncoder, open_encoder, resolve_codec, writes_fragmented
 from app.errors import SetupError
-from app.output_paths import check_mask_dir, check_output_file, check_writable_dir
-from app.recording import FragmentedRecording, recover_partial
+from app.outputs.encoders import OPENCV_CODECS, FrameEncoder, ThreadedEncoder, open_encoder, resolve_codec, writes_fragmented
+from app.outputs.paths import check_mask_dir, check_output_file, check_writable_dir
+from app.outputs.recording import FragmentedRecording, recover_partial
 from app.size import Size
 from models.atomic_io import _current_umask
 
@@ -47,7 +47,7 @@ class VideoOutput:
 
     ``codec`` is a ``--codec`` choice (``auto``: H.264, NVENC where available); ``threaded`` encodes on a
     thread of its own. A partial recording of the same path left by a crashed run is finalised when this
-    is created (:attr:`recovered`, see :func:`app.recording.recover_partial`).
+    is created (:attr:`recovered`, see :func:`app.outputs.recording.recover_partial`).
     """
 
     def __init__(
@@ -136,7 +136,7 @@ class MaskWriter:
     """One ``NNNNNN.png`` per frame (0/255, frame resolution) in a directory of this run only.
 
     A folder that is not empty is refused unless ``overwrite``; then the earlier run's masks are deleted
-    when the first new mask is written (see :func:`app.output_paths.check_mask_dir`).
+    when the first new mask is written (see :func:`app.outputs.paths.check_mask_dir`).
     """
 
     def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from app.keys import KEY_LEGEND
+from app.core.keys import KEY_LEGEND
 from app.size import Size
 
 BGR = tuple[int, int, int]

@@ -1,7 +1,7 @@
 """Crash-safe recordings: a fragmented MP4 partial that plays after a crash, finalised by a remux.
 
 While a run records ``rec.mp4`` it writes ``rec.partial.mp4`` beside it (:func:`partial_path`):
-fragmented MP4 (:data:`app.encoders.FRAGMENTED_MP4`), so after ``kill -9`` or a power loss every fragment
+fragmented MP4 (:data:`app.outputs.encoders.FRAGMENTED_MP4`), so after ``kill -9`` or a power loss every fragment
 already written plays (all but about the last second). The file is locked while it is written and
 ``fsync``-ed every :data:`SYNC_INTERVAL_S`. A clean stop remuxes it (stream copy, no re-encode) into
 ``rec.mp4``, ``faststart`` with the index first, written atomically, then removes the partial
@@ -21,8 +21,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from app.encoders import FrameEncoder, open_encoder
 from app.errors import SetupError
+from app.outputs.encoders import FrameEncoder, open_encoder
 from app.size import Size
 from models.atomic_io import atomic_path
 

@@ -12,7 +12,7 @@ source that stopped delivering). Every frame not delivered is accounted for in
 * ``unsupported``: decoded, but as a picture with no obvious conversion to BGR ``uint8`` (say float pixels);
 * ``truncated``: a video file ended before the frame count in its header (the missing frames).
 
-Every frame passes :func:`app.frame_convert.to_bgr8` on its way out, the one place where 16-bit
+Every frame passes :func:`app.sources.frame_convert.to_bgr8` on its way out, the one place where 16-bit
 pictures are scaled to 8-bit, grey ones repeated into 3 channels and alpha dropped; each kind of
 conversion is noted once in the log and in :attr:`FrameSource.notes`.
 
@@ -41,9 +41,9 @@ import cv2
 import numpy as np
 
 from app.errors import SetupError
-from app.frame_convert import ALPHA_DROPPED, UnsupportedFrame, png_has_alpha, to_bgr8
 from app.redact import redact
 from app.size import Size
+from app.sources.frame_convert import ALPHA_DROPPED, UnsupportedFrame, png_has_alpha, to_bgr8
 from models.sorting import natural_key
 
 LOG = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ MAX_CONSECUTIVE_FAILURES = 8
 STREAM_TIMEOUT_MS = 5000
 #: Skipped or resized frames named in the log, per reason (the rest are only counted).
 NAMED_PER_REASON = 5
-#: Image folders keep 16-bit depth and grey for :func:`~app.frame_convert.to_bgr8` (which says what it
+#: Image folders keep 16-bit depth and grey for :func:`~app.sources.frame_convert.to_bgr8` (which says what it
 #: converted); not ``IMREAD_UNCHANGED``, which would ignore EXIF orientation.
 IMAGE_READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
@@ -126,10 +126,10 @@ class FrameSource(ABC):
         return self._next_valid()
 
     def _to_bgr8(self, frame: object, where: str, made: tuple[str, ...] = ()) -> np.ndarray:
-        """``frame`` as BGR ``uint8`` (:func:`~app.frame_convert.to_bgr8`), each new kind of conversion noted once.
+        """``frame`` as BGR ``uint8`` (:func:`~app.sources.frame_convert.to_bgr8`), each new kind of conversion noted once.
 
         ``made``: conversions the decoder already made (an alpha channel it dropped). Raises
-        :class:`~app.frame_convert.UnsupportedFrame` when the frame has no obvious conversion.
+        :class:`~app.sources.frame_convert.UnsupportedFrame` when the frame has no obvious conversion.
         """
         image, converted = to_bgr8(frame)
         for conversion in (*made, *converted):
