@@ -209,7 +209,7 @@ def test_stats_sink_records_latency_from_capture() -> None:
     item.times.capture = stats.now()
     app.outputs.sinks.StatsSink(stats).process(item)
     assert stats.rendered == 1 and item.times.render_end >= item.times.capture
-    assert stats.latencies_ms == [item.times.latency_ms]
+    assert stats.latencies_ms.values().tolist() == [item.times.latency_ms]
 
 
 def test_display_sink_keeps_the_newest_and_finishes_after_close() -> None:

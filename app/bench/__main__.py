@@ -94,7 +94,7 @@ def naive_loop(
         "wall_s": wall,
         "throughput_fps": frames / wall,
         "cpu_cores_busy": cpu / wall,
-        **_ms(stats.latencies_ms),
+        **_ms(stats.latencies_ms.values()),
         "stages_ms": timer.summary_ms(),
     }
 
@@ -115,7 +115,7 @@ def threaded_pipeline(
     if pipeline.error is not None:
         raise RuntimeError(str(pipeline.error))
     wall, cpu = time.perf_counter() - started, process_cpu_seconds() - cpu_started
-    latencies = pipeline.stats.latencies_ms
+    latencies = pipeline.stats.latencies_ms.values()
     return {
         "frames": summary["frames"],
         "wall_s": wall,
@@ -132,7 +132,7 @@ def process_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _ms(latencies: list[float]) -> dict[str, float | None]:
+def _ms(latencies: np.ndarray) -> dict[str, float | None]:
     return {f"latency_{k}_ms": v for k, v in percentiles(latencies).items()}
 
 

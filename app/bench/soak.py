@@ -23,12 +23,15 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from app.bench.live import LiveRun, LiveSession, start_live
+from app.core.stats import LatencyLog
 from app.pipeline import PipelineConfig
 from app.sources.live import LiveSpec
 from engine.backends import InferenceBackend
@@ -145,7 +148,7 @@ def _snapshot(session: LiveSession, recording: Path, started: float) -> dict[str
     }
 
 
-def minute_row(minute: int, prev: dict[str, Any], now: dict[str, Any], latencies: list[float], warmup_s: float) -> dict[str, Any]:
+def minute_row(minute: int, prev: dict[str, Any], now: dict[str, Any], latencies: LatencyLog, warmup_s: float) -> dict[str, Any]:
     """One per-minute row from the snapshots at its start and end; ``latencies``: the app's latency list."""
     seconds = now["t_s"] - prev["t_s"]
     chunk = latencies[prev["latencies"] : now["latencies"]]
@@ -181,10 +184,10 @@ def format_row(row: dict[str, Any], minutes: float) -> str:
     )
 
 
-def p99_windows(latencies: list[float], measured_s: float, rules: SoakRules) -> dict[str, Any]:
+def p99_windows(latencies: Sequence[float] | np.ndarray, measured_s: float, rules: SoakRules) -> dict[str, Any]:
     """The p99 of the first and last window of the latencies after warm-up (see :class:`SoakRules`)."""
     window_s = rules.p99_window_s if measured_s >= rules.p99_window_below_s else measured_s / 5
-    frames = max(1, round(len(latencies) * window_s / measured_s)) if measured_s > 0 and latencies else 0
+    frames = max(1, round(len(latencies) * window_s / measured_s)) if measured_s > 0 and len(latencies) else 0
     first, last = percentiles(latencies[:frames], (99,))["p99"], percentiles(latencies[-frames:] if frames else [], (99,))["p99"]
     return {
         "seconds": round(window_s, 1),

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from models.atomic_io import atomic_write_text
 from models.percentiles import percentiles
 
@@ -37,6 +39,52 @@ class FrameTimes:
         return (self.render_end - self.capture) * 1000.0
 
 
+class LatencyLog:
+    """Append-only latency samples (ms) in fixed-size ``float64`` chunks: 8 bytes a frame, so a 10-hour run
+    at 60 frames/s holds 17 MB, where a list of Python floats held about 70 MB.
+
+    One thread appends (the render stage); others may read at the same time (the stats snapshot, the soak):
+    a sample is written before the count that publishes it, and a chunk is added before it is written, so a
+    reader that took the count sees every sample below it. ``len`` and slicing behave like a list's; a slice
+    is a new ``numpy`` array."""
+
+    CHUNK = 65536
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = [np.empty(self.CHUNK)]
+        self._count = 0
+
+    def append(self, value: float) -> None:
+        """Add one sample (from one thread only)."""
+        chunk, offset = divmod(self._count, self.CHUNK)
+        if chunk == len(self._chunks):
+            self._chunks.append(np.empty(self.CHUNK))
+        self._chunks[chunk][offset] = value
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice):
+            raise TypeError(f"LatencyLog takes a slice, not {type(index).__name__}")
+        start, stop, step = index.indices(self._count)
+        if step != 1:
+            raise ValueError(f"LatencyLog slices take no step (got {step})")
+        return self.values(start, stop)
+
+    def values(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """A copy of samples ``start`` to ``stop`` (default: all recorded so far)."""
+        stop = self._count if stop is None else min(stop, self._count)
+        if stop <= start:
+            return np.empty(0)
+        first, last = start // self.CHUNK, (stop - 1) // self.CHUNK
+        parts = [self._chunks[k] for k in range(first, last + 1)]
+        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        offset = first * self.CHUNK
+        return joined[start - offset : stop - offset].copy()
+
+
 @dataclass
 class StatsRecorder:
     """Collects frame timestamps (only when ``keep_frames``) and latencies; builds the summary."""
@@ -44,9 +92,8 @@ class StatsRecorder:
     keep_frames: bool = False
     t0: float = field(default_factory=time.perf_counter)
     frames: list[FrameTimes] = field(default_factory=list)
-    #: one per rendered frame (a list: the periodic stats snapshot reads it from another thread while the render
-    #: thread appends, which an ``array`` exporting its buffer to numpy would refuse with BufferError)
-    latencies_ms: list[float] = field(default_factory=list)
+    #: one per rendered frame; read by the periodic stats snapshot while the render thread appends
+    latencies_ms: LatencyLog = field(default_factory=LatencyLog)
     rendered: int = 0
     first_capture: float | None = None
     last_render: float | None = None
@@ -69,7 +116,7 @@ class StatsRecorder:
         """Frames, throughput and latency percentiles, plus ``extra`` (drops, corrupt, backend, ...)."""
         span = (self.last_render or 0.0) - (self.first_capture or 0.0)
         throughput = round(self.rendered / span, 2) if self.rendered and span > 0 else None
-        latency = {k: (round(v, 2) if v is not None else None) for k, v in percentiles(self.latencies_ms).items()}
+        latency = {k: (round(v, 2) if v is not None else None) for k, v in percentiles(self.latencies_ms.values()).items()}
         return {
             "frames": self.rendered,
             "throughput_fps": throughput,
