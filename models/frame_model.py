@@ -70,3 +70,30 @@ def resize_to_input(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return frame
     shrinking = frame.shape[0] > height or frame.shape[1] > width
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+#: :func:`resize_to_input_fast` halves a frame only while what is left to shrink stays at least this
+#: factor on both axes (720p → 256×320 leaves 1.41 after one halving, 1080p 2.11, then 1.05).
+FAST_AREA_MIN_REST = 1.4
+
+
+def resize_to_input_fast(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`resize_to_input`, cheaper for frames much larger than ``size`` (the live app's path).
+
+    OpenCV's area resize is fast only for an exact 2× reduction (its SIMD 2×2 average); 1080 → 256
+    rows takes the general path, which costs ~9 ms at 1080p on one core. So an even-sized frame is
+    first halved that way while at least :data:`FAST_AREA_MIN_REST`× is left to shrink on both axes,
+    then area-resized to ``size``: both steps are box averages, the result is an area average with
+    slightly different weights where a box edge cuts a pixel pair (``tests/test_fast_preprocess.py``:
+    mean difference under 0.5 levels, masks agree on ≥ 99.9 % of the pixels). ~2.5× cheaper at 1080p
+    and 720p; any other frame gets :func:`resize_to_input` exactly.
+    """
+    height, width = size
+    while (
+        frame.shape[0] % 2 == 0
+        and frame.shape[1] % 2 == 0
+        and frame.shape[0] // 2 >= FAST_AREA_MIN_REST * height
+        and frame.shape[1] // 2 >= FAST_AREA_MIN_REST * width
+    ):
+        frame = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return resize_to_input(frame, size)

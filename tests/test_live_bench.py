@@ -10,7 +10,7 @@ from conftest import decode_video
 
 from app.__main__ import main as app_main
 from app.bench.__main__ import main
-from app.bench.live import LiveFrameSource, goal, limiting_stage
+from app.bench.live import LiveFrameSource, goal, limiting_stage, stage_budget
 from app.outputs.encoders import encoder_opens
 from app.sources.live import LiveSource, parse_live_spec
 from models.checkpoint import ModelMeta, build_segmenter, save_checkpoint
@@ -29,7 +29,7 @@ def test_live_bench_json_has_the_issue_fields_and_records(checkpoint: Path, tmp_
     report, video = tmp_path / "live.json", tmp_path / "rec.mp4"
     args = ["--live", "192x108@30", "--seconds", "1.5", "--warmup", "0.3", "--live-generator", "pattern",
             "--backend", "onnxruntime-cpu", "--checkpoint", str(checkpoint), "--json", str(report),
-            "--record", str(video)]  # fmt: skip
+            "--record", str(video), "--queue-size", "2"]  # fmt: skip
     assert main(args) == 0
     data = json.loads(report.read_text())
     assert data["backend"].startswith("onnxruntime-cpu") and data["backend_name"] == "onnxruntime-cpu"
@@ -42,6 +42,13 @@ def test_live_bench_json_has_the_issue_fields_and_records(checkpoint: Path, tmp_
     assert {"capture", "preprocess", "inference", "postprocess", "compose", "encode"} <= set(stages)
     assert all(set(row) >= {"p50", "p99"} and row["p50"] <= row["p99"] for row in stages.values())
     assert data["limiting_stage"] == max(stages, key=lambda name: stages[name]["p50"])
+    budget = data["budget"]
+    assert budget["fps"] == 30.0 and budget["frame_ms"] == pytest.approx(1000 / 30, abs=1e-3)
+    assert set(budget["stages"]) == set(stages)
+    for name, row in budget["stages"].items():
+        assert row["p50"] == stages[name]["p50"] and row["p99"] == stages[name]["p99"]
+        assert row["p99_share"] == pytest.approx(stages[name]["p99"] / budget["frame_ms"], abs=1e-3)
+    assert data["queue_size"] == 2 and data["inference_plan"]["workers"] >= 1
     assert data["gpu_path"] is None and data["recording"] == str(video)
     # --codec auto: H.264 through NVENC where it opens, else libx264 (PyAV is a test requirement)
     assert data["recording_codec"] == ("h264_nvenc" if encoder_opens("h264_nvenc") else "libx264")
@@ -73,6 +80,13 @@ def test_limiting_stage_and_goal() -> None:
     assert limiting_stage(stages) == "inference" and limiting_stage({}) is None
     assert goal({"p50": 7.9, "p99": 16.0}, 0)["met"]
     assert not goal({"p50": 7.9, "p99": 16.0}, 1)["met"] and not goal({"p50": 8.1, "p99": 9.0}, 0)["met"]
+
+
+def test_stage_budget_is_each_stage_against_the_frame_period() -> None:
+    budget = stage_budget({"inference": {"p50": 33.4, "p99": 50.1}, "compose": {"p50": 4.175, "p99": 8.35}}, 60.0)
+    assert budget["frame_ms"] == pytest.approx(16.667, abs=1e-3)
+    assert budget["stages"]["inference"] == {"p50": 33.4, "p99": 50.1, "p50_share": 2.004, "p99_share": 3.006}
+    assert budget["stages"]["compose"]["p50_share"] == pytest.approx(0.25, abs=1e-3)
 
 
 def test_app_stats_file_has_stages_ms(checkpoint: Path, tmp_path: Path) -> None:

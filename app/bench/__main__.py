@@ -182,13 +182,14 @@ def live_main(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         try:
-            config = PipelineConfig(live=True, inference_workers=workers, cuda_graphs=args.cuda_graphs)
+            config = PipelineConfig(live=True, inference_workers=workers, queue_size=args.queue_size, cuda_graphs=args.cuda_graphs)
             run = LiveRun(spec, args.seconds, args.warmup, args.live_generator, args.record, args.codec)
             report = run_live(run, backend, config)
         finally:
             backend.close()
     report.update(checkpoint=str(checkpoint), inference_plan={"workers": workers, "threads": plan.threads},
-                  cuda_graphs_requested=args.cuda_graphs, command=" ".join(["python -m app.bench", *argv]))
+                  load_average_after=round(os.getloadavg()[0], 2), cuda_graphs_requested=args.cuda_graphs,
+                  command=" ".join(["python -m app.bench", *argv]))
     print(format_report(report))
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
@@ -264,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generator", choices=("scene", "shapes"), default="scene", help="video generator (default scene)")
     parser.add_argument("--threads", type=int, help="CPU threads per inference call (default: naive all cores, pipeline as planned)")
     parser.add_argument("--inference-workers", type=int, help="pipeline inference threads (default: 2 on CPU backends, 1 on GPUs)")
-    parser.add_argument("--queue-size", type=int, default=1, help="pipeline queue depth (default 1)")
+    parser.add_argument("--queue-size", type=int, default=1,
+                        help="pipeline queue depth (default 1; --live: the queue from inference to rendering)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--codec", choices=CODEC_CHOICES, default="auto", help="video encoder, as the app's --codec (default auto)")
     parser.add_argument("--x264-preset", help=f"libx264 preset (default {DEFAULT_X264_PRESET})")

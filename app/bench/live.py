@@ -11,7 +11,9 @@ After a warm-up (left out of every figure) the bench runs for ``seconds`` and re
 * ``frames`` rendered, ``dropped`` (frames the pipeline never rendered: overwritten in the source's
   slot, replaced in the queue to inference, or ticks the emitting thread could not keep, ``drops``
   gives each);
-* ``stages_ms`` per stage and ``limiting_stage``: the stage with the highest p50.
+* ``stages_ms`` per stage and ``limiting_stage``: the stage with the highest p50;
+* ``budget``: the frame budget at the source's rate (16.7 ms at 60 fps) and each stage's p50/p99 as a
+  share of it (:func:`stage_budget`).
 """
 
 from __future__ import annotations
@@ -171,15 +173,35 @@ def run_live(run: LiveRun, backend: InferenceBackend, config: PipelineConfig) ->
         "latency_ms": {**latency, "max": round(max(measured), 3) if measured else None},
         "stages_ms": stages,
         "limiting_stage": limiting_stage(stages),
+        "budget": stage_budget(stages, spec.fps),
         "goal": goal(latency, dropped),
         "gpu_path": pipeline.gpu_path,
         "inference_workers": config.inference_workers,
+        "queue_size": config.queue_size,
         "recording": str(run.record) if run.record is not None else None,
         "recording_codec": video.codec if video is not None else None,  # h264_nvenc, libx264, mp4v or MJPG
         "cpus": os.cpu_count(),
         "load_average_before": round(load, 2),
         "machine": platform.platform(),
     }
+
+
+def stage_budget(stages_ms: dict[str, dict[str, float | int]], fps: float) -> dict[str, Any]:
+    """The frame budget at ``fps`` (``frame_ms`` = 1000 / fps) and each stage's p50/p99 with its share of it.
+
+    A share above 1 means the stage alone takes longer than a frame period: it keeps up only when it runs
+    on several threads at once (the inference workers) or frames are dropped."""
+    frame_ms = 1000.0 / fps
+    rows = {
+        name: {
+            "p50": row["p50"],
+            "p99": row["p99"],
+            "p50_share": round(float(row["p50"]) / frame_ms, 3),
+            "p99_share": round(float(row["p99"]) / frame_ms, 3),
+        }
+        for name, row in stages_ms.items()
+    }
+    return {"fps": fps, "frame_ms": round(frame_ms, 3), "stages": rows}
 
 
 def goal(latency: dict[str, float | None], dropped: int) -> dict[str, Any]:
@@ -197,10 +219,16 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['frames']} frames in {report['seconds']:g} s ({report['throughput_fps']:.1f}/s), "
         f"{report['dropped']} dropped {report['drops']}",
         f"capture -> overlay ready: p50 {_ms(latency['p50'])}, p95 {_ms(latency['p95'])}, p99 {_ms(latency['p99'])} ms",
-        f"{'stage':<12} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'frames':>8}",
+        f"{'stage':<12} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'frames':>8}"
+        f" {'p50 %':>7} {'p99 %':>7}  of the {report['budget']['frame_ms']:.1f} ms frame budget",
     ]
+    shares = report["budget"]["stages"]
     for name, row in report["stages_ms"].items():
-        lines.append(f"{name:<12} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f} {row['count']:>8d}")
+        share = shares[name]
+        lines.append(
+            f"{name:<12} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f} {row['count']:>8d}"
+            f" {share['p50_share']:>7.0%} {share['p99_share']:>7.0%}"
+        )
     lines.append(f"limiting stage (highest p50): {report['limiting_stage']}; goal met: {report['goal']['met']}")
     return "\n".join(lines)
 

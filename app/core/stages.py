@@ -27,7 +27,9 @@ class Infer(BaseStage):
 
     def __init__(self, backend: InferenceBackend, clock: Clock, timer: StageTimer | None = None) -> None:
         """``timer``: record ``preprocess`` (resize) and ``inference`` (model + sigmoid) per frame; a backend
-        with its own ``predict`` (GPU backends resize on the device) is timed as ``inference`` only."""
+        with its own ``predict`` (GPU backends resize on the device) is timed as ``inference`` only.
+
+        CPU-resized frames take the fast area path (``resize_frame(fast=True)``: exact 2× halvings first)."""
         self.backend = backend
         self.clock = clock
         self.timer = timer
@@ -37,26 +39,25 @@ class Infer(BaseStage):
     def process(self, frame: Frame) -> list[Frame]:
         """Set ``frame.probability`` and the inference timestamps."""
         frame.times.infer_start = self.clock()
-        if self.timer is None:
-            frame.probability = self.backend.predict(frame.image)
-        else:
-            frame.probability = self._timed_predict(frame.image, self.timer)
+        frame.probability = self._predict(frame.image)
         frame.times.infer_end = self.clock()
         return [frame]
 
-    def _timed_predict(self, image: np.ndarray, timer: StageTimer) -> np.ndarray:
+    def _predict(self, image: np.ndarray) -> np.ndarray:
         start = time.perf_counter_ns()
         if not self.split:
             probability = self.backend.predict(image)
-            with self._lock:
-                timer.record_since("inference", start)
+            if self.timer is not None:
+                with self._lock:
+                    self.timer.record_since("inference", start)
             return probability
-        resized = np.ascontiguousarray(self.backend.resize_frame(image))
+        resized = np.ascontiguousarray(self.backend.resize_frame(image, fast=True))
         resized_at = time.perf_counter_ns()
         probability = sigmoid(self.backend.infer(resized[None])[0, 0])
-        with self._lock:
-            timer.record("preprocess", resized_at - start)
-            timer.record_since("inference", resized_at)
+        if self.timer is not None:
+            with self._lock:
+                self.timer.record("preprocess", resized_at - start)
+                self.timer.record_since("inference", resized_at)
         return probability
 
 

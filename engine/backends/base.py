@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from models.checkpoint import ModelMeta
-from models.frame_model import resize_to_input
+from models.frame_model import resize_to_input, resize_to_input_fast
 
 
 class BackendUnavailable(RuntimeError):
@@ -79,10 +79,12 @@ class InferenceBackend(ABC):
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ValueError(f"{self.name}: expected a uint8 H×W×3 BGR frame, got {got}")
 
-    def resize_frame(self, frame: np.ndarray) -> np.ndarray:
-        """Resize a BGR frame to the input size (area interpolation when shrinking)."""
+    def resize_frame(self, frame: np.ndarray, fast: bool = False) -> np.ndarray:
+        """Resize a BGR frame to the input size (area interpolation when shrinking).
+
+        ``fast``: :func:`~models.frame_model.resize_to_input_fast` (exact 2× halvings first; the app's path)."""
         self.check_frame(frame)
-        return resize_to_input(frame, self.input_size)
+        return (resize_to_input_fast if fast else resize_to_input)(frame, self.input_size)
 
     def predict(self, frame: np.ndarray) -> np.ndarray:
         """One BGR frame of any size → ``float32`` instrument probability at the input size."""
