@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--inference-workers",
         type=_positive_int,
-        help="concurrent inference threads (default: 2 on CPU backends, 1 on GPU backends)",
+        help="concurrent inference threads (default on CPU backends: 2 for files, 1 with all the cores for live "
+        "sources and --realtime; 1 on GPU backends)",
     )
     look = parser.add_argument_group("overlay")
     look.add_argument("--color", type=_color, default=(0, 255, 0), help="mask colour: name, #RRGGBB or R,G,B")
@@ -318,9 +319,14 @@ def run(args: argparse.Namespace) -> int:
         args.source = str(demo_video())
     check_outputs(args, output, show)
     with ExitStack() as stack:
-        try:
+        options = CaptureOptions(width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc)
+        source: FrameSource = open_source(args.source, options)
+        stack.callback(source.close)
+        realtime = args.realtime if args.realtime is not None else show
+        try:  # a live source (or a realtime file) is planned latency first
             plan = plan_inference(
-                backend_for_precision(args.backend, args.precision), args.inference_workers, args.threads
+                backend_for_precision(args.backend, args.precision), args.inference_workers, args.threads,
+                live=source.live or bool(realtime),
             )
         except ValueError as error:
             raise SetupError(str(error)) from error
@@ -330,14 +336,10 @@ def run(args: argparse.Namespace) -> int:
             workers = plan.workers_for(backend)
         except ValueError as error:
             raise SetupError(str(error)) from error
-        options = CaptureOptions(width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc)
-        source: FrameSource = open_source(args.source, options)
-        stack.callback(source.close)
         masks = MaskWriter(args.save_masks, overwrite=args.overwrite) if args.save_masks is not None else None
         video = VideoOutput(output, source.fps, source.frame_size, codec=args.codec) if output is not None else None
         if video is not None:
             stack.callback(video.close)
-        realtime = args.realtime if args.realtime is not None else show
         config = PipelineConfig(
             realtime=bool(realtime) and not source.live,
             smooth=args.smooth,

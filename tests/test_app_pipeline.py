@@ -357,6 +357,10 @@ def test_inference_plan(backend: InferenceBackend) -> None:
     assert plan_inference("onnxruntime-cpu", 1, None, cores=8) == InferencePlan("onnxruntime-cpu", 1, None, True)
     assert plan_inference("onnxruntime-cpu", 3, 2, cores=8) == InferencePlan("onnxruntime-cpu", 3, 2, True)
     assert plan_inference("tensorrt", None, None, cores=8) == InferencePlan("tensorrt", 1, None)
+    # a live source is latency first (issue 21): one worker with all the cores, unless told otherwise
+    assert plan_inference("onnxruntime-cpu", None, None, cores=2, live=True) == InferencePlan("onnxruntime-cpu", 1, 2)
+    assert plan_inference("onnxruntime-cpu", 2, 1, cores=2, live=True) == InferencePlan("onnxruntime-cpu", 2, 1, True)
+    assert plan_inference("tensorrt", None, None, cores=8, live=True) == InferencePlan("tensorrt", 1, None)
     with pytest.raises(ValueError, match="runs on a GPU"):
         plan_inference("torch-cuda", 2, None)
     with pytest.raises(ValueError, match="--threads 0"):

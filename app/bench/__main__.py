@@ -163,7 +163,7 @@ def format_stages(stages_ms: dict[str, dict[str, float | int]]) -> str:
 def _live_backend(args: argparse.Namespace, workdir: Path) -> tuple[Path, InferencePlan, InferenceBackend, int]:
     """``--live`` / ``--soak``: the checkpoint, inference plan, backend and inference workers from the options."""
     checkpoint = bench_checkpoint(args.checkpoint, workdir)
-    plan = plan_inference(args.backend, args.inference_workers, args.threads)
+    plan = plan_inference(args.backend, args.inference_workers, args.threads, live=True)
     backend = create_backend(checkpoint, args.backend, threads=plan.threads)
     return checkpoint, plan, backend, plan.workers_for(backend)
 
@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=300, help="frames per video (default 300)")
     parser.add_argument("--generator", choices=("scene", "shapes"), default="scene", help="video generator (default scene)")
     parser.add_argument("--threads", type=int, help="CPU threads per inference call (default: naive all cores, pipeline as planned)")
-    parser.add_argument("--inference-workers", type=int, help="pipeline inference threads (default: 2 on CPU backends, 1 on GPUs)")
+    parser.add_argument("--inference-workers", type=int,
+                        help="pipeline inference threads (default: 2 on CPU backends, --live/--soak 1 with all the cores; 1 on GPUs)")
     parser.add_argument("--queue-size", type=int, default=1,
                         help="pipeline queue depth (default 1; --live: the queue from inference to rendering)")
     parser.add_argument("--json", type=Path, help="write the results here")

@@ -3,8 +3,12 @@
 On the CPU a small U-Net does not scale well over intra-op threads, so two frames in flight on one
 thread each beat one frame on two threads: ``python -m app.bench`` runs the pipeline both ways in
 the same run (rows ``threaded-1w`` and ``threaded``; ``docs/benchmarks/app-bench-cpu.json``). So on
-CPU backends the pipeline runs two workers and splits the cores between them; GPU backends run one
+CPU backends a file runs two workers and splits the cores between them; GPU backends run one
 worker (their calls would only queue on the device).
+
+A live source is latency first: one worker with all the cores, so each frame is inferred as fast as
+the cores allow. On 2 cores at 1080p60 that halved the capture → overlay p99 against two workers with
+one thread each, for about a fifth fewer frames shown (issue 21, ``docs/benchmarks/issue21/``).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from models.cpu import usable_cores
 
 #: Backends whose calls may overlap (declared in engine.backends.registry), e.g. for error messages.
 CPU_BACKENDS = tuple(name for name, caps in REGISTRY.items() if caps.concurrent_calls)
-#: Inference workers on CPU backends when not given.
+#: Inference workers on CPU backends when not given (files: throughput).
 DEFAULT_CPU_WORKERS = 2
+#: Inference workers on CPU backends when not given, on a live source (latency first).
+DEFAULT_LIVE_CPU_WORKERS = 1
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,12 @@ class InferencePlan:
         return f"{self.workers} inference worker(s), {threads} thread(s) each"
 
 
-def plan_inference(backend: str, workers: int | None, threads: int | None, cores: int | None = None) -> InferencePlan:
+def plan_inference(
+    backend: str, workers: int | None, threads: int | None, cores: int | None = None, live: bool = False
+) -> InferencePlan:
     """Workers and threads for ``backend``; explicit ``workers``/``threads`` win over the defaults.
+
+    ``live``: a live source (or a realtime file): by default one worker with all the cores.
 
     Raises ``ValueError`` for a count below 1, or several workers on a GPU backend."""
     for option, value in (("--inference-workers", workers), ("--threads", threads)):
@@ -62,7 +72,8 @@ def plan_inference(backend: str, workers: int | None, threads: int | None, cores
                 f"several workers need a CPU backend ({', '.join(CPU_BACKENDS)})"
             )
         return InferencePlan(name, 1, threads, workers is not None)
-    chosen = workers if workers is not None else max(1, min(DEFAULT_CPU_WORKERS, cores))
+    default = DEFAULT_LIVE_CPU_WORKERS if live else DEFAULT_CPU_WORKERS
+    chosen = workers if workers is not None else max(1, min(default, cores))
     if threads is None and (workers is None or chosen > 1):
         threads = max(1, cores // chosen)
     return InferencePlan(name, chosen, threads, workers is not None)
