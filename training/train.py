@@ -139,8 +139,8 @@ def _train(args: argparse.Namespace, ctx: Dist, command: str) -> dict[str, Any]:
     }
     if ctx.main:
         write_metrics(args.out, run.history, summary)
-    # Every rank leaves together: a rank that tears gloo down while rank 0 is still writing files
-    # can abort in gloo's threads ("terminate called without an active exception", CI 2026-12-03).
+    # Every rank leaves together. CI (2026-12-03) saw rank 1 abort in gloo ("terminate called without an
+    # active exception") after training, most likely tearing the group down while rank 0 still wrote files.
     del net
     ctx.barrier()
     return summary

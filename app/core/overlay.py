@@ -105,7 +105,6 @@ class Overlayer:
     def __init__(self, style: OverlayStyle, threshold: float) -> None:
         self.style = style
         self.threshold = threshold
-        self._color_image: np.ndarray | None = None
         self._color_band_image: np.ndarray | None = None
 
     def mask(self, probability: np.ndarray, size: Size) -> np.ndarray:
@@ -117,12 +116,6 @@ class Overlayer:
         _, mask = cv2.threshold(prob8, level, 255, cv2.THRESH_BINARY)
         return mask
 
-    def _colors(self, shape: tuple[int, ...]) -> np.ndarray:
-        if self._color_image is None or self._color_image.shape != shape:
-            self._color_image = np.empty(shape, np.uint8)
-            self._color_image[:] = self.style.color
-        return self._color_image
-
     def _color_band(self, width: int) -> np.ndarray:
         """The overlay colour, :data:`BAND_ROWS` × ``width`` (cached; one band, not a frame-sized image)."""
         if self._color_band_image is None or self._color_band_image.shape[1] != width:
@@ -132,16 +125,17 @@ class Overlayer:
 
     def draw(self, frame: np.ndarray, mask: np.ndarray, view: ViewState) -> np.ndarray:
         """Draw ``mask`` on ``frame`` (in place) as the view asks; returns the image to show/write."""
+        if not view.mask_only and not view.overlay:
+            return frame
+        boxes, colors = mask_boxes(mask), self._color_band(frame.shape[1])
         if view.mask_only:
             image = np.zeros_like(frame)
-            cv2.copyTo(self._colors(frame.shape), mask, image)
+            for x, y, w, h in boxes:
+                cv2.copyTo(colors[:h, :w], mask[y : y + h, x : x + w], image[y : y + h, x : x + w])
             return image
-        if not view.overlay:
-            return frame
-        boxes = mask_boxes(mask)
         if not boxes:
             return frame
-        alpha, colors = self.style.alpha, self._color_band(frame.shape[1])
+        alpha = self.style.alpha
         for x, y, w, h in boxes:
             roi = frame[y : y + h, x : x + w]
             blended = cv2.addWeighted(roi, 1.0 - alpha, colors[:h, :w], alpha, 0.0)
