@@ -27,6 +27,7 @@ from engine.model_source import load_model_source
 from engine.specs import BackendSpec
 from engine.synthetic import draw_frames, random_model
 from models.checkpoint import ModelMeta, save_checkpoint
+from models.cpu import cpu_identity
 from models.percentiles import percentile
 from models.unet import count_parameters, preset
 
@@ -154,6 +155,7 @@ def environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "onnx": onnx.__version__,
         "cpu": platform.processor() or platform.machine(),
+        "cpu_identity": cpu_identity(),
         "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.is_available(),
     }

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.onnx_meta import INPUT_NAME, OUTPUT_NAME
 from engine.parity import logit_threshold, mask_iou
-from models.cpu import cpu_model_name, physical_cores
+from models.cpu import cpu_identity, physical_cores
 
 MIN_IOU = 0.98  #: INT8-vs-FP32 mask IoU every validation root must reach
 MIN_SPEEDUP = 1.05  #: INT8 must be measured this many times faster than FP32 for ``auto`` to pick it
@@ -91,7 +91,7 @@ def measure_speed(fp32_path: Path, int8_bytes: bytes, frame: np.ndarray, rounds:
                 times[name].append((time.perf_counter() - tick) * 1e3)
     fp32_ms, int8_ms = statistics.median(times["fp32"]), statistics.median(times["int8"])
     return {"fp32_ms": round(fp32_ms, 3), "int8_ms": round(int8_ms, 3), "speedup": round(fp32_ms / int8_ms, 3),
-            "threads": threads, "rounds": rounds, "calls_per_round": calls, "cpu": cpu_model_name(),
+            "threads": threads, "rounds": rounds, "calls_per_round": calls, "cpu": cpu_identity(),
             "load_avg_1m": round(os.getloadavg()[0], 2), "size": list(frame.shape[:2])}
 
 
@@ -114,7 +114,7 @@ def int8_verdict(record: dict[str, Any], min_iou: float = MIN_IOU, min_speedup: 
     speed = record.get("speed")
     if not speed:
         return False, f"INT8 parity passes ({agreement}) but its speed was not measured"
-    if speed.get("cpu") != cpu_model_name() or speed.get("threads") != physical_cores():
+    if speed.get("cpu") != cpu_identity() or speed.get("threads") != physical_cores():
         return False, (f"INT8 speed was measured on another CPU or thread count ({speed.get('cpu')}, "
                        f"{speed.get('threads')} threads), not this one")
     if speed["speedup"] < min_speedup:

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from models.checkpoint import ModelMeta, build_segmenter
+from models.cpu import cpu_flags, cpu_identity, cpu_model_name
 from models.unet import preset
 from training.losses import segmentation_loss
-from training.precision import PrecisionError, cpu_flags, cpu_has_native_bf16, resolve_precision
+from training.precision import PrecisionError, cpu_has_native_bf16, resolve_precision
 from training.step_bench import time_steps
 
 CPU = torch.device("cpu")
@@ -60,3 +61,20 @@ def test_each_cpu_precision_trains_and_keeps_float32_weights(name: str) -> None:
     assert float(segmentation_loss(logits.float(), masks)) < loss_before, "a few steps on one batch lower its loss"
     assert all(v.dtype == before[k].dtype for k, v in model.state_dict().items()), "weights stay float32"
     assert model.unet.inc[0].weight.is_contiguous(memory_format=torch.channels_last) == (name == "bf16")
+
+
+def _cpuinfo(path: Path, family: int, model: int, flags: str) -> Path:
+    path.write_text(f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+                    f"model name\t: AMD EPYC\nstepping\t: 2\nflags\t\t: fpu sse2 {flags}\n\n"
+                    f"processor\t: 1\ncpu family\t: 99\nmodel\t\t: 99\n")
+    return path
+
+
+def test_cpu_identity_tells_apart_generations_that_share_a_model_name(tmp_path: Path) -> None:
+    # Cloud VMs report "AMD EPYC" for every generation; INT8 and bf16 speed records must not travel between them.
+    old = cpu_identity(_cpuinfo(tmp_path / "zen1", 23, 1, "avx2 fma"))
+    new = cpu_identity(_cpuinfo(tmp_path / "zen4", 25, 17, "avx2 fma avx512f avx512_vnni avx512_bf16"))
+    assert old == "AMD EPYC · family 23 model 1 stepping 2 · avx2 fma"
+    assert new == "AMD EPYC · family 25 model 17 stepping 2 · avx2 fma avx512f avx512_vnni avx512_bf16"
+    assert cpu_model_name(tmp_path / "zen1") == cpu_model_name(tmp_path / "zen4")
+    assert "no avx2" in cpu_identity(tmp_path / "missing")

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from models.cpu import cpu_flags
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: CPU flags (``/proc/cpuinfo``) of native bfloat16 arithmetic.
@@ -28,18 +29,6 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 class PrecisionError(ValueError):
     """A precision that this device cannot train in."""
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU feature flags of the first processor (empty when ``cpuinfo`` cannot be read)."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                return set(value.split())
-    except OSError:
-        pass
-    return set()
 
 
 def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:

@@ -30,12 +30,12 @@ import torch
 
 from models.atomic_io import atomic_write_text
 from models.checkpoint import ModelMeta, build_segmenter
-from models.cpu import cpu_model_name
+from models.cpu import cpu_flags, cpu_identity
 from models.sizes import parse_size
 from models.unet import preset
 from training.augment import AUGMENT_PRESETS, augment, augment_preset
 from training.losses import segmentation_loss
-from training.precision import Precision, cpu_flags, resolve_precision
+from training.precision import Precision, resolve_precision
 
 #: (label, precision name, channels_last)
 VARIANTS = (("fp32", "fp32", False), ("fp32+channels_last", "fp32", True), ("bf16+channels_last", "bf16", True))
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"width {row['width']:2d}  {row['variant']:20s} {row['frames_per_s']:7.1f} frames/s  x{row['speedup_vs_fp32']:.2f} vs fp32")
     report = {
         "command": "python -m training.step_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"processor": platform.processor() or platform.machine(), "cpu_model": cpu_model_name(),
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu_model": cpu_identity(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "bf16_flags": sorted({"avx512_bf16", "amx_bf16"} & cpu_flags()), "loadavg": list(_loadavg())},
         "auto_precision": {"name": auto.name, "reason": auto.reason},

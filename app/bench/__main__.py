@@ -62,6 +62,7 @@ from app.sources.source import open_source
 from engine.backends import BACKEND_NAMES, InferenceBackend, create_backend
 from models.atomic_io import atomic_write_text
 from models.checkpoint import DEFAULT_CHECKPOINT, ModelMeta, build_segmenter, save_checkpoint
+from models.cpu import cpu_identity
 from models.percentiles import percentiles
 from models.unet import preset
 
@@ -373,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "checkpoint": str(checkpoint),
             "cpus": os.cpu_count(),
             "machine": platform.platform(),
+            "cpu": cpu_identity(),
             "opencv": cv2.__version__,
             "frames_per_video": args.frames,
             "queue_size": args.queue_size,

@@ -33,6 +33,7 @@ from app.pipeline import Pipeline, PipelineConfig
 from app.sources.live import LiveSource, LiveSpec
 from app.sources.source import FrameSource
 from engine.backends import InferenceBackend
+from models.cpu import cpu_identity
 from models.percentiles import percentiles
 
 #: Issue 12's goal on a GPU backend at 1080p60.
@@ -183,6 +184,7 @@ def run_live(run: LiveRun, backend: InferenceBackend, config: PipelineConfig) ->
         "cpus": os.cpu_count(),
         "load_average_before": round(load, 2),
         "machine": platform.platform(),
+        "cpu": cpu_identity(),
     }
 
 

@@ -35,7 +35,7 @@ from app.core.stats import LatencyLog
 from app.pipeline import PipelineConfig
 from app.sources.live import LiveSpec
 from engine.backends import InferenceBackend
-from models.cpu import physical_cores, usable_cores
+from models.cpu import cpu_identity, physical_cores, usable_cores
 from models.percentiles import percentiles
 
 MINUTE_S = 60.0
@@ -78,14 +78,9 @@ def process_sample() -> dict[str, int]:
 
 
 def machine() -> dict[str, Any]:
-    """The CPU model, core counts and platform of this machine."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    """The CPU (model name, generation and SIMD flags: :func:`models.cpu.cpu_identity`), core counts and platform."""
     return {
-        "cpu_model": model or platform.processor() or None,
+        "cpu_model": cpu_identity(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable_cores(),
         "physical_cores": physical_cores(),
