@@ -96,5 +96,5 @@ def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
         parts.append(" ".join(f"{name} {fields[key]}" for key, name in
                               (("cpu family", "family"), ("model", "model"), ("stepping", "stepping")) if key in fields))
     flags = cpu_flags(cpuinfo)
-    parts.append(" ".join(flag for flag in SPEED_FLAGS if flag in flags) or "no avx2")
+    parts.append(" ".join(flag for flag in SPEED_FLAGS if flag in flags) or "no AVX2 or newer SIMD flags")
     return " · ".join(parts)
