@@ -63,6 +63,15 @@ def _fraction(low: float, high: float, high_open: bool = False) -> Callable[[str
     return fraction
 
 
+def _open_fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (a probability threshold)."""
+    expected = "expected a number between 0 and 1, both excluded"
+    value = _number(text, expected)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: {expected}")
+    return value
+
+
 def _number(text: str, expected: str) -> float:
     """``float(text)``, finite, or an argparse error in our words."""
     try:
@@ -180,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--no-contours", action="store_true", help="start without the contour outline")
     look.add_argument(
         "--smooth", type=_fraction(0.0, 1.0, high_open=True), default=0.0, help="temporal smoothing 0..1 (0 = off)"
+    )
+    look.add_argument(
+        "--threshold",
+        type=_open_fraction,
+        help="instrument probability threshold, between 0 and 1 (default: the model's own, picked on its validation "
+        "frames); higher marks less tissue as instrument, lower misses fewer thin or dark parts",
     )
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -343,6 +358,7 @@ def run(args: argparse.Namespace) -> int:
         config = PipelineConfig(
             realtime=bool(realtime) and not source.live,
             smooth=args.smooth,
+            threshold=args.threshold,
             style=OverlayStyle(color=args.color, alpha=args.alpha, contours=not args.no_contours),
             max_frames=args.max_frames,
             show=show,
@@ -355,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
         codec = f" ({video.codec})" if video is not None else ""
         print(
             f"{source.description} → {backend.describe()}, {workers} inference worker(s)"
+            + (f", threshold {args.threshold:g} (the model's: {backend.threshold:g})" if args.threshold is not None else "")
             + (f" → {output}{codec}" if output else ""),
             flush=True,
         )

@@ -121,6 +121,7 @@ class PipelineConfig:
     live: bool = False  #: latest-frame-wins between capture and inference (cameras, streams, realtime files)
     realtime: bool = False  #: pace a file at its native fps (implies ``live``)
     smooth: float = 0.0  #: EMA factor for the probabilities, 0 = off
+    threshold: float | None = None  #: instrument probability threshold; ``None``: the model's own (``backend.threshold``)
     style: OverlayStyle = field(default_factory=OverlayStyle)
     max_frames: int | None = None  #: stop after this many captured frames
     queue_size: int = 1  #: lossless queue depth between stages (1 is enough to overlap them)
@@ -133,6 +134,11 @@ class PipelineConfig:
     #: run inference + compose on the device (:mod:`app.gpu.stage`); ``None``: when the backend declares it
     gpu_path: bool | None = None
     cuda_graphs: bool = True  #: on the GPU path, replay CUDA graphs where the backend declares them
+
+
+def mask_threshold(config: PipelineConfig, backend: InferenceBackend) -> float:
+    """The instrument probability threshold the pipeline applies: ``config.threshold``, else the model's."""
+    return backend.threshold if config.threshold is None else config.threshold
 
 
 def stage_timer(backend: InferenceBackend) -> StageTimer:
@@ -161,17 +167,18 @@ def build_stages(
     → [HUD] → display. A new stage is one more entry here; the others do not change. ``timer``: the
     stages record their times there (see :func:`app.core.stage.run_chain`)."""
     gpu = uses_gpu_path(backend) if config.gpu_path is None else config.gpu_path
+    threshold = mask_threshold(config, backend)
     render: list[Stage] = [Reorder()]
     if gpu:
         if frame_size is None:
             raise ValueError("the GPU frame path needs the frame size")
         workers: list[Stage] = [
             GpuInferCompose(backend, frame_size, config.style, view, config.smooth, stats.now, timer,
-                            config.cuda_graphs, masks=masks is not None)
+                            config.cuda_graphs, masks=masks is not None, threshold=threshold)
         ]
     else:
         workers = [Infer(backend, stats.now, timer)]
-        render += [PostProcess(config.smooth, backend.threshold), Compose(config.style, view)]
+        render += [PostProcess(config.smooth, threshold), Compose(config.style, view)]
     hud = Hud(backend.name, stats.now, view, dropped)
     if config.burn_hud:
         render.append(hud)
@@ -331,6 +338,7 @@ class Pipeline:
             corrupt=self.source.corrupt,
             reconnects=self.reconnects,
             backend=self.backend.describe(),
+            threshold=mask_threshold(self.config, self.backend),
             source=self.source.description,
             mode="live (latest frame wins)" if self.live else "lossless (every frame, in order)",
             frame_size=list(self.source.frame_size.wh),  # JSON: width, height

@@ -22,6 +22,7 @@ from app.pipeline import FrameQueue, Pipeline, PipelineConfig
 from app.size import Size
 from app.sources.source import FrameSource, ImageFolderSource, open_source
 from engine.backends import InferenceBackend, create_backend
+from models.checkpoint import load_checkpoint
 from synthetic.shapes import render_frame, write_test_video
 
 
@@ -79,6 +80,22 @@ def test_file_mode_writes_every_frame_masks_and_stats(video: Path, checkpoint: P
     assert [f["index"] for f in frames] == list(range(40))
     for f in frames:
         assert f["capture_s"] <= f["infer_start_s"] <= f["infer_end_s"] <= f["render_end_s"]
+
+
+def test_threshold_option_decides_which_pixels_are_instrument(video: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """``--threshold`` replaces the model's threshold in the masks the app writes: a lower one marks a superset."""
+    marked, thresholds = {}, {}
+    for name, extra in {"low": ["--threshold", "0.05"], "model": [], "high": ["--threshold", "0.95"]}.items():
+        masks = tmp_path / name
+        args = ["--source", str(video), "--checkpoint", str(checkpoint), "--window", "off", "--max-frames", "5"]
+        assert main([*args, "--save-masks", str(masks), "--stats", str(tmp_path / f"{name}.json"), *extra]) == 0
+        thresholds[name] = json.loads((tmp_path / f"{name}.json").read_text())["summary"]["threshold"]
+        stack = np.stack([cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(masks.glob("*.png"))])
+        marked[name] = stack > 0
+    assert len(marked["low"]) == len(marked["high"]) == 5
+    assert not np.any(marked["high"] & ~marked["model"]) and not np.any(marked["model"] & ~marked["low"])
+    assert marked["low"].sum() > marked["high"].sum()
+    assert thresholds == {"low": 0.05, "model": load_checkpoint(checkpoint)[1].threshold, "high": 0.95}
 
 
 def test_image_folder_numeric_order_and_corrupt_frames(backend: InferenceBackend, tmp_path: Path) -> None:

@@ -155,6 +155,8 @@ CASES = [
     Case("smooth not a number", cli("--source", "in.mp4", "--smooth", "abc"), ("--smooth", "'abc' is not a number"),
          absent=("invalid parse value",)),
     Case("alpha out of range", cli("--source", "in.mp4", "--alpha", "2"), ("--alpha: 2:", "[0.0, 1.0]")),
+    Case("threshold of 1", cli("--source", "in.mp4", "--threshold", "1"), ("--threshold: 1:", "between 0 and 1, both excluded")),
+    Case("threshold not a number", cli("--source", "in.mp4", "--threshold", "high"), ("--threshold", "'high' is not a number")),
     Case("max frames not whole", cli("--source", "in.mp4", "--max-frames", "1.5"), ("--max-frames", "'1.5'", "whole number"),
          absent=("invalid _positive_int",)),
     Case("unknown codec", cli("--source", "in.mp4", "--codec", "hevc"), ("--codec", "hevc")),

@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "checkpoint": str(checkpoint),
             "cpus": os.cpu_count(),
             "machine": platform.platform(),
-            "cpu": cpu_identity(),
+            "cpu_identity": cpu_identity(),
             "opencv": cv2.__version__,
             "frames_per_video": args.frames,
             "queue_size": args.queue_size,

@@ -184,7 +184,7 @@ def run_live(run: LiveRun, backend: InferenceBackend, config: PipelineConfig) ->
         "cpus": os.cpu_count(),
         "load_average_before": round(load, 2),
         "machine": platform.platform(),
-        "cpu": cpu_identity(),
+        "cpu_identity": cpu_identity(),
     }
 
 

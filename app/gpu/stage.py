@@ -63,6 +63,7 @@ class GpuInferCompose(BaseStage):
     ``frame.mask``. One worker thread (GPU backends take one). ``timer``: ``upload``, ``preprocess``,
     ``inference``, ``postprocess``, ``compose`` (CUDA events on a CUDA device) and ``download``; with a
     CUDA graph the replay is ``inference`` and the three steps inside it have no samples of their own.
+    ``threshold``: the instrument probability threshold (default: the backend's, from the model file).
     """
 
     name = "gpu-infer-compose"
@@ -78,6 +79,7 @@ class GpuInferCompose(BaseStage):
         timer: StageTimer | None = None,
         cuda_graphs: bool = True,
         masks: bool = False,
+        threshold: float | None = None,
     ) -> None:
         infer = getattr(backend, "infer_tensor", None)
         if infer is None:
@@ -88,7 +90,8 @@ class GpuInferCompose(BaseStage):
         self.clock = clock
         self.timer = timer
         self.masks = masks
-        self.path = GpuFramePath(frame_size.wh, backend.input_size, infer, style, backend.threshold, smooth, device, OUT_SLOTS)
+        self.path = GpuFramePath(frame_size.wh, backend.input_size, infer, style,
+                                 backend.threshold if threshold is None else threshold, smooth, device, OUT_SLOTS)
         reason = graphs_reason(backend, cuda_graphs)
         self.runner = CudaGraphRunner(device, enabled=reason is None)
         if reason is not None:

@@ -16,7 +16,7 @@ of one frame back to back, medians over ``--rounds`` passes:
 Their sum is the core time one shown frame needs whatever the scheduling. Two cores give at most
 ``2000 / sum`` frames/s, whatever the split into threads (threads only overlap the stages; they add no
 cores); the issue's first target, 50 frames/s shown, needs the sum at or below 40 ms. The machine-speed
-probe (``probe.py``'s fixed loop, ~70 ms on a quiet host) is taken before and after, because this VM's
+probe (``probe.py``'s fixed loop, ~70 ms on a quiet host; run as a subprocess) is taken before and after, because this VM's
 host speed varies 2–4-fold from hour to hour: the ``inference`` share of the sum is the figure that
 carries across host speeds.
 """
@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,15 +54,10 @@ def _timed(call: Callable[[], object]) -> tuple[float, object]:
 
 
 def _probe_ms() -> float:
-    """The fixed pure-Python loop of ``probe.py`` (best of 3), in ms."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        total = 0
-        for value in range(1_000_000):
-            total += value
-        best = min(best, time.perf_counter() - start)
-    return round(best * 1e3, 1)
+    """The loop time of ``probe.py`` (run as it is run beside every issue-21 bench), in ms."""
+    words = subprocess.run([sys.executable, str(Path(__file__).with_name("probe.py"))], capture_output=True,
+                          text=True, check=True).stdout.split()
+    return float(words[words.index("loop") + 1])
 
 
 def measure(rounds: int, checkpoint: str) -> dict[str, object]:
@@ -71,7 +68,7 @@ def measure(rounds: int, checkpoint: str) -> dict[str, object]:
     report: dict[str, object] = {
         "checkpoint": checkpoint,
         "backend": backend.describe(),
-        "cpu": cpu_identity(),
+        "cpu_identity": cpu_identity(),
         "load_average_before": round(os.getloadavg()[0], 2),
         "probe_loop_ms_before": _probe_ms(),
         "rounds": rounds,
